@@ -1,0 +1,118 @@
+"""Site machinery for the vecgrad docs: offline MathJax and light/dark gallery figures."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import matplotlib.colors as mcolors
+from sphinx.application import Sphinx
+
+# furo's dark background and body text colours.
+DARK_BACKGROUND = "#131416"
+DARK_FOREGROUND = "#cfd0d0"
+
+
+# -- MathJax served from the site -------------------------------------------------------------------
+
+
+def mathjax_source() -> Path:
+    """The MathJax 3 ``es5`` folder shipped by the ``django-static-mathjax`` distribution."""
+    import mathjax  # the import name of django-static-mathjax
+
+    return Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+
+
+def copy_mathjax(app: Sphinx) -> None:
+    """Copy MathJax's combined TeX/CHTML component and its fonts into ``_static/mathjax``."""
+    if app.builder.format != "html":
+        return
+    src = mathjax_source()
+    dest = Path(app.outdir) / "_static" / "mathjax"
+    fonts = Path("output") / "chtml" / "fonts" / "woff-v2"
+    if (dest / "tex-mml-chtml.js").exists() and (dest / fonts).is_dir():
+        return
+    (dest / fonts).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / "tex-mml-chtml.js", dest / "tex-mml-chtml.js")
+    shutil.copytree(src / fonts, dest / fonts, dirs_exist_ok=True)
+
+
+# -- Gallery figures in light and dark --------------------------------------------------------------
+
+
+def _is_dark(color: Any) -> bool:
+    if isinstance(color, str) and color.lower() == "none":
+        return False
+    r, g, b, a = mcolors.to_rgba(color)
+    return a > 0 and 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.35
+
+
+def _is_white(color: Any) -> bool:
+    if isinstance(color, str) and color.lower() == "none":
+        return False
+    r, g, b, a = mcolors.to_rgba(color)
+    return a > 0 and min(r, g, b) > 0.9
+
+
+def recolor_for_dark(fig: Any) -> None:
+    """Turn a figure drawn with matplotlib's light defaults into one that reads on a dark page.
+
+    Dark text, spines, ticks and lines become light; white backgrounds become the page colour.
+    Data colours (colour maps, the default cycle) are left alone.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.spines import Spine
+    from matplotlib.text import Text
+
+    fig.patch.set_facecolor(DARK_BACKGROUND)
+    for ax in fig.axes:
+        if _is_white(ax.get_facecolor()):
+            ax.set_facecolor(DARK_BACKGROUND)
+        ax.tick_params(which="both", colors=DARK_FOREGROUND)
+        for spine in ax.spines.values():
+            spine.set_edgecolor(DARK_FOREGROUND)
+    for artist in fig.findobj():
+        if isinstance(artist, Text) and _is_dark(artist.get_color()):
+            artist.set_color(DARK_FOREGROUND)
+        elif isinstance(artist, Line2D):
+            if _is_dark(artist.get_color()):
+                artist.set_color(DARK_FOREGROUND)
+            if _is_dark(artist.get_markeredgecolor()):
+                artist.set_markeredgecolor(DARK_FOREGROUND)
+        elif isinstance(artist, Patch) and not isinstance(artist, Spine):
+            if _is_white(artist.get_facecolor()):
+                artist.set_facecolor(DARK_BACKGROUND)
+            if _is_dark(artist.get_edgecolor()):
+                artist.set_edgecolor(DARK_FOREGROUND)
+
+
+def light_dark_scraper(block: Any, block_vars: dict[str, Any], gallery_conf: dict[str, Any]) -> str:
+    """sphinx-gallery scraper: save every open figure twice, for furo's light and dark themes."""
+    import matplotlib.pyplot as plt
+
+    image_paths: Iterator[str] = iter(block_vars["image_path_iterator"])
+    src_dir = Path(gallery_conf["src_dir"])
+    rst = []
+    for num in plt.get_fignums():
+        fig = plt.figure(num)
+        light = Path(next(image_paths))
+        dark = light.with_name(f"{light.stem}_dark{light.suffix}")
+        fig.savefig(light, dpi=110, bbox_inches="tight")
+        recolor_for_dark(fig)
+        fig.savefig(dark, dpi=110, bbox_inches="tight", facecolor=DARK_BACKGROUND)
+        for path, theme in ((light, "only-light"), (dark, "only-dark")):
+            rel = "/" + path.relative_to(src_dir).as_posix()
+            alt = f"figure {light.stem.rsplit('_', 1)[-1]}, {theme.split('-')[1]} theme"
+            rst.append(
+                f".. image:: {rel}\n   :alt: {alt}\n   :class: sphx-glr-single-img {theme}\n"
+            )
+    plt.close("all")
+    return "\n" + "\n".join(rst) + "\n" if rst else ""
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("builder-inited", copy_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

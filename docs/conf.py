@@ -1,0 +1,157 @@
+"""Sphinx configuration for the vecgrad documentation site.
+
+The build is offline: intersphinx reads inventories committed under ``_intersphinx/`` and MathJax is
+served from the site itself (see ``_ext/vecgrad_docs.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS / "_ext"))
+
+import vecgrad  # noqa: E402  (after the path set-up above)
+
+# -- Project ---------------------------------------------------------------------------------------
+
+project = "vecgrad"
+author = "the vecgrad developers"
+copyright = "2026, the vecgrad developers"  # noqa: A001
+release = vecgrad.__version__
+version = release
+
+# -- General ---------------------------------------------------------------------------------------
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.doctest",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+    "myst_nb",  # loads myst_parser itself: do not list it too
+    "sphinx_gallery.gen_gallery",
+    "sphinx_copybutton",
+    "sphinx_design",
+    "sphinx_sitemap",
+    "sphinxext.opengraph",
+    "notfound.extension",
+    "vecgrad_docs",
+]
+
+exclude_patterns = [
+    "_build",
+    "_ext",
+    "_intersphinx",
+    "**.ipynb_checkpoints",
+    # sphinx-gallery writes a notebook beside each example page; myst-nb must not read it.
+    "gallery/**/*.ipynb",
+    "gallery/*.ipynb",
+]
+templates_path = ["_templates"]
+root_doc = "index"
+nitpicky = False
+
+# -- Autodoc / autosummary / napoleon --------------------------------------------------------------
+
+autosummary_generate = True
+autodoc_typehints = "signature"
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": False}
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = False
+napoleon_preprocess_types = True
+
+# -- Doctest ---------------------------------------------------------------------------------------
+
+doctest_global_setup = """
+import torch
+import vecgrad as vg
+torch.manual_seed(0)
+"""
+
+# -- Intersphinx (offline) -------------------------------------------------------------------------
+
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3.11/", str(DOCS / "_intersphinx" / "python.inv")),
+    # Derived from the installed torch by _intersphinx/make_torch_inv.py.
+    "torch": ("https://docs.pytorch.org/docs/stable/", str(DOCS / "_intersphinx" / "torch.inv")),
+}
+intersphinx_timeout = 1
+
+# -- MyST / myst-nb --------------------------------------------------------------------------------
+
+myst_enable_extensions = ["amsmath", "colon_fence", "deflist", "dollarmath"]
+myst_heading_anchors = 3
+nb_execution_mode = os.environ.get("VECGRAD_NB_EXECUTION", "cache")
+nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_execution_timeout = 180
+nb_execution_excludepatterns = ["gallery/**/*.ipynb", "gallery/*.ipynb"]
+nb_merge_streams = True
+
+# -- sphinx-gallery --------------------------------------------------------------------------------
+
+sphinx_gallery_conf = {
+    "examples_dirs": ["../gallery"],
+    "gallery_dirs": ["gallery"],
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "doc_module": ("vecgrad",),
+    "backreferences_dir": "api/generated/backreferences",
+    "image_scrapers": ("vecgrad_docs.light_dark_scraper",),
+    "download_all_examples": True,
+    "remove_config_comments": True,
+    "min_reported_time": 0,
+    "show_signature": False,
+}
+
+# -- HTML ------------------------------------------------------------------------------------------
+
+html_theme = "furo"
+html_title = "vecgrad"
+html_static_path = ["_static"]
+html_css_files = ["vecgrad.css"]
+html_favicon = "_static/favicon.svg"
+html_logo = None
+html_show_sourcelink = False
+html_copy_source = False
+html_theme_options = {
+    "navigation_with_keys": True,
+}
+# MathJax 3, copied from the django-static-mathjax distribution into _static/mathjax at build time.
+mathjax_path = "mathjax/tex-mml-chtml.js"
+
+# Where the site is hosted; sitemap, canonical links, link previews and the 404 page use it.
+html_baseurl = os.environ.get(
+    "READTHEDOCS_CANONICAL_URL",
+    os.environ.get("VECGRAD_DOCS_URL", "https://vecgrad.github.io/vecgrad/"),
+)
+sitemap_url_scheme = "{link}"
+sitemap_show_lastmod = False
+ogp_site_url = html_baseurl
+ogp_site_name = "vecgrad"
+ogp_description_length = 200
+ogp_enable_meta_description = True
+ogp_social_cards = {"enable": False}
+# The 404 page links assets absolutely; a local build serves the site from "/".
+notfound_urls_prefix = (
+    urlparse(html_baseurl).path
+    if ("READTHEDOCS" in os.environ or "VECGRAD_DOCS_URL" in os.environ)
+    else "/"
+)
+notfound_context = {
+    "title": "Page not found",
+    "body": (
+        "<h1>Page not found</h1><p>No page lives at this address. Try the search box, "
+        f'<a href="{notfound_urls_prefix}index.html">the start page</a> or '
+        f'<a href="{notfound_urls_prefix}gallery/index.html">the examples</a>.</p>'
+    ),
+}
