@@ -111,7 +111,15 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "min_reported_time": 0,
     "show_signature": False,
+    # Only printed output appears on the page; a trailing expression is never echoed.
+    "capture_repr": (),
 }
+
+# The first torch.testing.assert_close in a process imports torch.distributed (about a second); do it
+# here so that the cost is not charged to whichever example happens to run first.
+import torch.testing  # noqa: E402
+
+torch.testing.assert_close(torch.zeros(1), torch.zeros(1))
 
 # -- HTML ------------------------------------------------------------------------------------------
 
