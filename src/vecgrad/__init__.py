@@ -1,0 +1,21 @@
+"""Jacobians, vector-Jacobian and Jacobian-vector products in PyTorch."""
+
+from vecgrad.hessians import hessian, hvp
+from vecgrad.jacobians import batch_jacobian, jacobian
+from vecgrad.numerical import numerical_jacobian
+from vecgrad.per_sample import loss_jacobian, per_sample_grads
+from vecgrad.products import jvp, vjp
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "batch_jacobian",
+    "hessian",
+    "hvp",
+    "jacobian",
+    "jvp",
+    "loss_jacobian",
+    "numerical_jacobian",
+    "per_sample_grads",
+    "vjp",
+]

@@ -1,0 +1,173 @@
+"""vecgrad.hessian and vecgrad.hvp against analytic Hessians and torch.autograd.functional."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import DTYPE
+from torch.testing import assert_close
+
+import vecgrad as vg
+
+pytestmark = pytest.mark.usefixtures("seeded")
+
+
+def rosenbrock(x: torch.Tensor) -> torch.Tensor:
+    return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+
+
+def rosenbrock_hessian(x: torch.Tensor) -> torch.Tensor:
+    """Closed form: tridiagonal, from differentiating the gradient by hand."""
+    n = x.numel()
+    h = torch.zeros(n, n, dtype=x.dtype)
+    for j in range(n):
+        if j < n - 1:
+            h[j, j] += 1200 * x[j] ** 2 - 400 * x[j + 1] + 2
+            h[j, j + 1] = h[j + 1, j] = -400 * x[j]
+        if j > 0:
+            h[j, j] += 200
+    return h
+
+
+def test_rosenbrock_at_minimum() -> None:
+    h = vg.hessian(rosenbrock, torch.ones(2, dtype=DTYPE))
+    assert_close(h, torch.tensor([[802.0, -400.0], [-400.0, 200.0]], dtype=DTYPE))
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_rosenbrock_matches_closed_form(n: int) -> None:
+    x = torch.randn(n, dtype=DTYPE)
+    assert_close(vg.hessian(rosenbrock, x), rosenbrock_hessian(x))
+
+
+@pytest.mark.parametrize("n", [2, 5])
+def test_hvp_is_hessian_times_v(n: int) -> None:
+    x = torch.randn(n, dtype=DTYPE)
+    v = torch.randn(n, dtype=DTYPE)
+    value, hv = vg.hvp(rosenbrock, x, v)
+    assert_close(value, rosenbrock(x))
+    assert_close(hv, rosenbrock_hessian(x) @ v)
+
+
+def test_matrix_input() -> None:
+    x = torch.randn(2, 3, dtype=DTYPE)
+    h = vg.hessian(lambda t: (t**3).sum(), x)
+    assert isinstance(h, torch.Tensor)
+    assert h.shape == (2, 3, 2, 3)
+    assert_close(h.reshape(6, 6), torch.diag(6 * x.reshape(-1)))
+    v = torch.randn(2, 3, dtype=DTYPE)
+    _, hv = vg.hvp(lambda t: (t**3).sum(), x, v)
+    assert_close(hv, 6 * x * v)
+
+
+def test_zero_dim_input_and_one_element_output() -> None:
+    x = torch.tensor(0.3, dtype=DTYPE)
+    assert_close(vg.hessian(torch.sin, x), -torch.sin(x))
+    # A (1,)-shaped output is treated as the scalar it holds.
+    y = torch.randn(3, dtype=DTYPE)
+    h = vg.hessian(lambda t: (t**2).sum().reshape(1), y)
+    assert_close(h, 2 * torch.eye(3, dtype=DTYPE))
+    value, hv = vg.hvp(lambda t: (t**2).sum().reshape(1, 1), y, y)
+    assert value.shape == (1, 1)
+    assert_close(hv, 2 * y)
+
+
+def quadratic_pair(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (x**2 * y).sum() + (y**3).sum()
+
+
+def test_tuple_inputs_give_nested_blocks() -> None:
+    x = torch.randn(3, dtype=DTYPE)
+    y = torch.randn(3, dtype=DTYPE)
+    h = vg.hessian(quadratic_pair, (x, y))
+    assert isinstance(h, tuple)
+    assert all(isinstance(row, tuple) and len(row) == 2 for row in h)
+    assert_close(h[0][0], torch.diag(2 * y))
+    assert_close(h[0][1], torch.diag(2 * x))
+    assert_close(h[1][0], torch.diag(2 * x))
+    assert_close(h[1][1], torch.diag(6 * y))
+    assert_close(h, torch.autograd.functional.hessian(quadratic_pair, (x, y)))
+
+
+def test_tuple_hvp_matches_blocks() -> None:
+    x = torch.randn(4, dtype=DTYPE)
+    y = torch.randn(4, dtype=DTYPE)
+    v = (torch.randn(4, dtype=DTYPE), torch.randn(4, dtype=DTYPE))
+    value, hv = vg.hvp(quadratic_pair, (x, y), v)
+    assert_close(value, quadratic_pair(x, y))
+    h = vg.hessian(quadratic_pair, (x, y))
+    assert isinstance(hv, tuple)
+    assert isinstance(h, tuple)
+    for i in range(2):
+        assert_close(hv[i], h[i][0] @ v[0] + h[i][1] @ v[1])
+
+
+def test_results_detached_and_grads_untouched() -> None:
+    w = torch.randn(3, dtype=DTYPE, requires_grad=True)
+    x = torch.randn(3, dtype=DTYPE, requires_grad=True)
+
+    def func(t: torch.Tensor) -> torch.Tensor:
+        return (w * t**2).sum()
+
+    h = vg.hessian(func, x)
+    value, hv = vg.hvp(func, x, torch.ones(3, dtype=DTYPE))
+    for t in (h, value, hv):
+        assert isinstance(t, torch.Tensor)
+        assert not t.requires_grad
+    assert_close(h, torch.diag(2 * w.detach()))
+    assert w.grad is None
+    assert x.grad is None
+
+
+@pytest.mark.parametrize("name", ["hessian", "hvp"])
+def test_non_scalar_function_is_refused(name: str) -> None:
+    x = torch.randn(3)
+    args = (x,) if name == "hessian" else (x, x)
+    with pytest.raises(
+        ValueError,
+        match=rf"vecgrad\.{name}: `func` must return a one-element Tensor \(a scalar\); "
+        r"got shape \(3,\)",
+    ):
+        getattr(vg, name)(torch.sin, *args)
+    with pytest.raises(
+        TypeError, match=rf"vecgrad\.{name}: `func` must return a Tensor; got float"
+    ):
+        getattr(vg, name)(lambda t: 1.0, *args)
+    with pytest.raises(TypeError, match=rf"vecgrad\.{name}: `func` must be callable; got int"):
+        getattr(vg, name)(1, *args)
+    with pytest.raises(TypeError, match=rf"vecgrad\.{name}: `inputs` must have a real floating"):
+        getattr(vg, name)(torch.sum, *(torch.arange(3) for _ in args))
+
+
+@pytest.mark.parametrize(
+    ("inputs", "v", "error", "match"),
+    [
+        (
+            torch.randn(3),
+            torch.ones(2),
+            ValueError,
+            r"`v` must have the shape of `inputs`, \(3,\); got \(2,\)",
+        ),
+        (
+            torch.randn(3),
+            (torch.ones(3),),
+            TypeError,
+            r"`v` must be a Tensor, like `inputs`; got tuple",
+        ),
+        (
+            (torch.randn(3), torch.randn(3)),
+            torch.ones(3),
+            TypeError,
+            r"`v` must be a tuple of 2 Tensors",
+        ),
+        (
+            (torch.randn(3), torch.randn(3)),
+            (torch.ones(3),) * 3,
+            ValueError,
+            r"`v` must have one Tensor per element of `inputs` \(2\); got 3",
+        ),
+    ],
+)
+def test_hvp_vector_errors(inputs: object, v: object, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=r"vecgrad\.hvp: " + match):
+        vg.hvp(lambda *a: sum(t.sum() for t in a), inputs, v)  # type: ignore[arg-type]
