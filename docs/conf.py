@@ -14,13 +14,13 @@ from urllib.parse import urlparse
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS / "_ext"))
 
-import vecgrad  # noqa: E402  (after the path set-up above)
+import vecgrad
 
 # -- Project ---------------------------------------------------------------------------------------
 
 project = "vecgrad"
 author = "the vecgrad developers"
-copyright = "2026, the vecgrad developers"  # noqa: A001
+copyright = "2026, the vecgrad developers"
 release = vecgrad.__version__
 version = release
 
@@ -115,9 +115,9 @@ sphinx_gallery_conf = {
     "capture_repr": (),
 }
 
-# The first torch.testing.assert_close in a process imports torch.distributed (about a second); do it
-# here so that the cost is not charged to whichever example happens to run first.
-import torch.testing  # noqa: E402
+# The first torch.testing.assert_close in a process imports torch.distributed (about a second):
+# pay it here, not in whichever example happens to run first.
+import torch.testing
 
 torch.testing.assert_close(torch.zeros(1), torch.zeros(1))
 

@@ -15,7 +15,7 @@ DARK_BACKGROUND = "#131416"
 DARK_FOREGROUND = "#cfd0d0"
 
 
-# -- MathJax served from the site -------------------------------------------------------------------
+# -- MathJax served from the site ------------------------------------------------------------------
 
 
 def mathjax_source() -> Path:
@@ -39,7 +39,7 @@ def copy_mathjax(app: Sphinx) -> None:
     shutil.copytree(src / fonts, dest / fonts, dirs_exist_ok=True)
 
 
-# -- Gallery figures in light and dark --------------------------------------------------------------
+# -- Gallery figures in light and dark -------------------------------------------------------------
 
 
 def _is_dark(color: Any) -> bool:

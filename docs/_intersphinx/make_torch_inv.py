@@ -1,10 +1,11 @@
 """Regenerate ``torch.inv``, an offline intersphinx inventory for PyTorch's documentation.
 
-PyTorch's own ``objects.inv`` cannot be fetched during an offline build, so this script derives one
-from the installed ``torch`` package: it walks the public modules the vecgrad docs refer to and writes
-an entry for each function, class and method. The URLs follow PyTorch's documentation layout
-(``generated/<qualified name>.html#<qualified name>``); they are derived, not read from PyTorch's site,
-so a rare object documented elsewhere links to a page that redirects or does not exist.
+PyTorch's own ``objects.inv`` cannot be fetched during an offline build, so this script derives
+one from the installed ``torch`` package: it walks the public modules the vecgrad docs refer to
+and writes an entry for each function, class and method. The URLs follow PyTorch's documentation
+layout (``generated/<qualified name>.html#<qualified name>``); they are derived, not read from
+PyTorch's site, so a rare object documented elsewhere links to a page that redirects or does not
+exist.
 
 Run from the repository root after changing the torch version::
 
@@ -95,7 +96,11 @@ def main() -> None:
             name = f"{clsname}.{member}"
             role = role_of(getattr(cls, member), in_class=True) or "attribute"
             # Tensor methods have their own generated pages; other classes document members inline.
-            page = f"generated/{name}.html" if clsname == "torch.Tensor" else f"generated/{clsname}.html"
+            page = (
+                f"generated/{name}.html"
+                if clsname == "torch.Tensor"
+                else f"generated/{clsname}.html"
+            )
             add(name, role, f"{page}#{name}")
     for name, uri in SPECIAL_URIS.items():
         add(name, "class" if name in {"torch.dtype", "torch.device"} else "function", uri)
