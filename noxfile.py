@@ -26,9 +26,17 @@ def install(session: nox.Session, *extras: str) -> None:
 
 
 def build_site(session: nox.Session) -> None:
-    """Build the HTML site, executing every gallery example and notebook page; warnings fail."""
+    """Build the HTML site, executing every gallery example and notebook page; warnings fail.
+
+    ``-j auto`` reads (and so executes) the notebook pages in parallel; ``-T`` prints the full
+    traceback of a failing notebook cell, which a parallel worker would otherwise only save to a
+    log file.
+    """
     session.run(
         "sphinx-build",
+        "-T",
+        "-j",
+        "auto",
         "-W",
         "--keep-going",
         "-b",
