@@ -10,6 +10,8 @@ rules that trip people up: the implicit gradient of 1, accumulation into ``.grad
 
 # sphinx_gallery_thumbnail_number = 1
 
+import math
+
 import matplotlib.pyplot as plt
 import torch
 from torch.testing import assert_close
@@ -36,6 +38,7 @@ def f_prime(x):
 x = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
 print("f(1.5)  =", f(x).item())
 print("f'(1.5) =", f_prime(x).item(), "(by hand)")
+assert_close(f(x).item(), 1.5 * math.sin(1.5))  # the standard library as a reference
 
 # %%
 # Two ways to ask for the gradient
@@ -179,9 +182,9 @@ assert_close(g2, f_prime(x0))  # returned, not accumulated: each call gives one 
 # ---------------------------------
 # To plot :math:`f'` we differentiate at 201 points at once. ``f`` acts elementwise, so output
 # :math:`i` depends only on input :math:`i`, and the gradient of the *sum* of the outputs is the
-# vector of the individual derivatives. (That shortcut holds only for elementwise functions; the
-# next example shows why and what goes wrong otherwise.) A central finite difference gives a
-# third, independent reference.
+# vector of the individual derivatives. (That shortcut holds only for elementwise functions;
+# :ref:`the next example <sphx_glr_gallery_01_gradients_plot_02_grad_outputs.py>` shows why and
+# what goes wrong otherwise.) A central finite difference gives a third, independent reference.
 
 xs = torch.linspace(-6.0, 6.0, 201, dtype=torch.float64, requires_grad=True)
 f(xs).sum().backward()

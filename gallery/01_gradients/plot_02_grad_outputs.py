@@ -10,6 +10,8 @@ computes, and why a vector of ones gives derivatives only for elementwise functi
 
 # sphinx_gallery_thumbnail_number = 1
 
+import math
+
 import matplotlib.pyplot as plt
 import torch
 from torch.testing import assert_close
@@ -54,6 +56,10 @@ y = f(x)
 J = jacobian_by_hand(x.detach())
 print("y =", y.detach())
 print("J =\n", J)
+y_expected = torch.tensor([5.0, 2.0, math.sin(2.0) + math.cos(1.0)], dtype=torch.float64)
+assert_close(y.detach(), y_expected)
+assert_close(J[0], torch.tensor([4.0, 1.0], dtype=torch.float64))
+assert_close(J[2], torch.tensor([-0.4161, -0.8415], dtype=torch.float64), atol=1e-4, rtol=0)
 
 # %%
 # No implicit gradient for a vector output

@@ -140,7 +140,7 @@ torch.testing.assert_close(J_sum.permute(1, 0, 2), J_exact)
 # %%
 # :func:`vecgrad.batch_jacobian` packages this. ``strategy="reverse"`` uses one vectorised VJP per
 # output component (3 here); ``strategy="forward"`` uses one vectorised JVP per input coordinate
-# (2 here), the same trick with the one-hot tangent :math:`t_{i,l} = 1` for every sample. Both
+# (2 here), the same trick with the one-hot tangent :math:`u_{i,l} = 1` for every sample. Both
 # return ``(N, 3, 2)``.
 
 for strategy in ("reverse", "forward"):

@@ -240,8 +240,9 @@ torch.testing.assert_close(f_vg, rosenbrock(x))
 # What it costs
 # -------------
 # A full Hessian is :math:`n` Hessian-vector products, one per column, and :math:`n^2` numbers
-# to store, so it costs about :math:`n` times as much as one product, itself a small multiple of
-# one gradient. The timings below are from the machine that built this page: the two methods
+# to store, so it takes about :math:`n` times the work of one product, itself a small multiple of
+# one gradient. (Vectorising the :math:`n` products hides part of that factor in the times at
+# these small sizes.) The timings below are from the machine that built this page: the two methods
 # run three times each, interleaved, and we keep the fastest run of each, on one thread so that
 # other work on the machine disturbs them less (the thread count is restored afterwards).
 
