@@ -38,7 +38,6 @@ extensions = [
     "sphinx_gallery.gen_gallery",
     "sphinx_copybutton",
     "sphinx_design",
-    "sphinx_sitemap",
     "sphinxext.opengraph",
     "notfound.extension",
     "vecgrad_docs",
@@ -134,13 +133,12 @@ html_theme_options = {
 # MathJax 3, copied from the django-static-mathjax distribution into _static/mathjax at build time.
 mathjax_path = "mathjax/tex-mml-chtml.js"
 
-# Where the site is hosted; sitemap, canonical links, link previews and the 404 page use it.
+# Where the site is hosted: the sitemap (written by _ext/vecgrad_docs.py), canonical links, link
+# previews and the 404 page use it.
 html_baseurl = os.environ.get(
     "READTHEDOCS_CANONICAL_URL",
     os.environ.get("VECGRAD_DOCS_URL", "https://vecgrad.github.io/vecgrad/"),
 )
-sitemap_url_scheme = "{link}"
-sitemap_show_lastmod = False
 ogp_site_url = html_baseurl
 ogp_site_name = "vecgrad"
 ogp_description_length = 200

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import matplotlib.colors as mcolors
 from sphinx.application import Sphinx
@@ -138,6 +142,68 @@ def warm_up_torch(gallery_conf: dict[str, Any], fname: str, when: str) -> None:
     _warmed_up = True
 
 
+# -- Pages that work offline and describe themselves ----------------------------------------------
+
+# sphinx-gallery's computation-time pages load jQuery and DataTables from CDNs to sort their table;
+# the site loads nothing from other hosts, so that raw HTML block goes and the plain table stays.
+_CDN_TABLE_SCRIPTS = re.compile(r"^  \.\. raw:: html\n(?:\n|    .*\n)*", re.MULTILINE)
+
+
+def drop_cdn_scripts(app: Sphinx, docname: str, source: list[str]) -> None:
+    if docname.rsplit("/", 1)[-1] == "sg_execution_times":
+        source[0] = _CDN_TABLE_SCRIPTS.sub("", source[0], count=1)
+
+
+def describe_api_page(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Give each API page its docstring's summary as description (search engines, link previews).
+
+    sphinxext-opengraph skips object descriptions, so an autosummary page would otherwise be
+    described by whatever text follows the signature, or not at all.
+    """
+    prefix = "api/generated/"
+    if not docname.startswith(prefix):
+        return
+    module, _, name = docname.removeprefix(prefix).rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return
+    summary = " ".join((inspect.getdoc(obj) or "").split("\n\n", 1)[0].split())
+    summary = re.sub(r":[\w:]+:`~?([^`<]+?)\s*(<[^>]*>)?`", r"\1", summary)
+    summary = summary.replace("``", "").replace('"', "'")
+    if summary:
+        text = source[0].lstrip("\ufeff")
+        source[0] = f":og:description: {summary}\n\n.. meta::\n   :description: {summary}\n\n{text}"
+
+
+# Pages search engines should not index.
+SITEMAP_EXCLUDES = {"404", "search", "genindex"}
+
+
+def write_sitemap(app: Sphinx, exception: Exception | None) -> None:
+    """Write ``sitemap.xml`` listing every page of the site.
+
+    Built from all documents of the environment, so an incremental build (which writes only the
+    pages that changed) still produces a complete sitemap.
+    """
+    if exception is not None or app.builder.format != "html":
+        return
+    base = app.config.html_baseurl.rstrip("/") + "/"
+    pages = sorted(
+        app.builder.get_target_uri(doc) for doc in app.env.all_docs if doc not in SITEMAP_EXCLUDES
+    )
+    urls = "".join(f"  <url><loc>{escape(base + page)}</loc></url>\n" for page in pages)
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
+        f"{urls}</urlset>\n"
+    )
+    (Path(app.outdir) / "sitemap.xml").write_text(xml, encoding="utf-8")
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", copy_mathjax)
+    app.connect("source-read", drop_cdn_scripts)
+    app.connect("source-read", describe_api_page)
+    app.connect("build-finished", write_sitemap)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

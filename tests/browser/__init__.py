@@ -1,0 +1,1 @@
+"""Real-browser and crawl tests of the built documentation site."""
