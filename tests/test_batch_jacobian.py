@@ -112,7 +112,7 @@ def test_scalar_rows(strategy: str) -> None:
 @pytest.fixture
 def record_modes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     modes: list[str] = []
-    forward, reverse = jacobians._batch_forward, jacobians._batch_reverse
+    forward, reverse = jacobians._forward, jacobians._batch_reverse
 
     def spy_forward(*args: Any) -> Any:
         modes.append("forward")
@@ -122,13 +122,14 @@ def record_modes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         modes.append("reverse")
         return reverse(*args)
 
-    monkeypatch.setattr(jacobians, "_batch_forward", spy_forward)
+    monkeypatch.setattr(jacobians, "_forward", spy_forward)
     monkeypatch.setattr(jacobians, "_batch_reverse", spy_reverse)
     return modes
 
 
 @pytest.mark.parametrize(
-    ("n_in", "n_out", "mode"), [(4, 3, "reverse"), (4, 4, "reverse"), (3, 4, "forward")]
+    ("n_in", "n_out", "mode"),
+    [(4, 3, "reverse"), (4, 4, "reverse"), (3, 4, "reverse"), (2, 4, "reverse"), (2, 5, "forward")],
 )
 def test_auto_rule_compares_row_sizes(
     record_modes: list[str], n_in: int, n_out: int, mode: str

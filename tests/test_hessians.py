@@ -171,3 +171,34 @@ def test_non_scalar_function_is_refused(name: str) -> None:
 def test_hvp_vector_errors(inputs: object, v: object, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=r"vecgrad\.hvp: " + match):
         vg.hvp(lambda *a: sum(t.sum() for t in a), inputs, v)  # type: ignore[arg-type]
+
+
+def test_hvp_vector_dtype_and_device_must_match() -> None:
+    x = torch.randn(3, dtype=DTYPE)
+    with pytest.raises(
+        TypeError,
+        match=r"vecgrad\.hvp: `v` must have dtype torch\.float64 like `inputs`; "
+        r"got torch\.float16\.",
+    ):
+        vg.hvp(rosenbrock, x, torch.ones(3, dtype=torch.float16))
+    with pytest.raises(
+        ValueError, match=r"vecgrad\.hvp: `v` must be on device cpu like `inputs`; got meta\."
+    ):
+        vg.hvp(rosenbrock, x, torch.ones(3, dtype=DTYPE, device="meta"))
+
+
+def test_hessian_of_empty_inputs_is_empty() -> None:
+    empty = torch.zeros(0, 2, dtype=DTYPE)
+    hess = vg.hessian(lambda t: (t**2).sum(), empty)
+    assert isinstance(hess, torch.Tensor)
+    assert hess.shape == (0, 2, 0, 2)
+    a = torch.randn(3, dtype=DTYPE)
+    blocks = vg.hessian(lambda s, t: (s**3).sum() + t.sum(), (a, empty))
+    assert isinstance(blocks, tuple)
+    assert_close(blocks[0][0], torch.diag(6 * a))
+    assert [[b.shape for b in row] for row in blocks] == [
+        [(3, 3), (3, 0, 2)],
+        [(0, 2, 3), (0, 2, 0, 2)],
+    ]
+    with pytest.raises(ValueError, match=r"vecgrad\.hessian: `func` must return a one-element"):
+        vg.hessian(lambda t: t, empty)

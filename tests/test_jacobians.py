@@ -11,7 +11,7 @@ from conftest import DTYPE, Case
 from torch.testing import assert_close
 
 import vecgrad as vg
-from vecgrad import jacobians
+from vecgrad import _auto, jacobians
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -223,9 +223,26 @@ def test_auto_remembers_output_size_and_stays_correct() -> None:
     assert_close(vg.jacobian(func, x), torch.ones(1, 2, dtype=DTYPE))
 
 
-def test_auto_with_builtin_function_is_not_remembered() -> None:
+class _Outer:
+    """A callable that cannot be weakly referenced (``__slots__`` without ``__weakref__``)."""
+
+    __slots__ = ()
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.outer(a, b)
+
+
+def test_auto_with_unreferenceable_function_is_not_remembered() -> None:
+    # 'auto' remembers output sizes under weak references; a callable that has none still
+    # works, and nothing is remembered for it.
     x = torch.randn(3, dtype=DTYPE)
-    assert_close(vg.jacobian(torch.outer, (x, x))[0], torch.func.jacrev(torch.outer)(x, x))
+    outer = _Outer()
+    assert_close(vg.jacobian(outer, (x, x))[0], torch.func.jacrev(torch.outer)(x, x))
+    assert _auto.known_size(outer, "jacobian", (x, x)) is None
+    # torch.outer itself can be weakly referenced, so it is remembered: the check above is
+    # not vacuous.
+    vg.jacobian(torch.outer, (x, x))
+    assert _auto.known_size(torch.outer, "jacobian", (x, x)) == 9
 
 
 def test_strategy_errors() -> None:

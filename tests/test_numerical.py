@@ -77,6 +77,19 @@ def test_eps_errors(eps: object, error: type[Exception], match: str) -> None:
         vg.numerical_jacobian(torch.sin, torch.randn(2), eps=eps)  # type: ignore[arg-type]
 
 
+def test_step_lost_to_rounding_is_refused() -> None:
+    # In float32, 1000 +- 1e-6 both round to 1000: the difference quotient would be 0 / 0.
+    x = torch.tensor([1.0, 1000.0])
+    with pytest.raises(
+        ValueError,
+        match=r"vecgrad\.numerical_jacobian: `eps` = 1e-06 is lost to rounding at `inputs` "
+        r"element 1000\.0 \(torch\.float32\)",
+    ):
+        vg.numerical_jacobian(torch.sin, x, eps=1e-6)
+    with pytest.raises(ValueError, match=r"at `inputs\[1\]` element 1000\.0"):
+        vg.numerical_jacobian(torch.mul, (torch.ones(2), x), eps=1e-6)
+
+
 def test_input_and_func_errors() -> None:
     x = torch.randn(2)
     with pytest.raises(

@@ -204,6 +204,30 @@ def test_loss_jacobian_chunk_size_errors() -> None:
         vg.loss_jacobian(w * 2, w, chunk_size="2")  # type: ignore[arg-type]
 
 
+def test_loss_jacobian_retain_graph_must_be_bool() -> None:
+    w = torch.randn(2, requires_grad=True)
+    with pytest.raises(
+        TypeError, match=r"vecgrad\.loss_jacobian: `retain_graph` must be a bool; got str\."
+    ):
+        vg.loss_jacobian(w * 2, w, retain_graph="no")  # type: ignore[arg-type]
+
+
+def test_per_sample_grads_needs_a_sample() -> None:
+    model = mlp(2)
+    with pytest.raises(
+        ValueError,
+        match=r"vecgrad\.per_sample_grads: `inputs` must have at least one sample; "
+        r"got shape \(0, 4\)\.",
+    ):
+        vg.per_sample_grads(model, F.mse_loss, torch.zeros(0, 4, dtype=DTYPE), torch.zeros(0, 2))
+    with pytest.raises(
+        ValueError,
+        match=r"vecgrad\.per_sample_grads: `targets` must have at least one sample; "
+        r"got shape \(0, 2\)\.",
+    ):
+        vg.per_sample_grads(model, F.mse_loss, torch.randn(1, 4, dtype=DTYPE), torch.zeros(0, 2))
+
+
 # --- per_sample_grads ---------------------------------------------------------------------
 
 

@@ -221,3 +221,41 @@ def test_func_errors(name: str) -> None:
         TypeError, match=rf"vecgrad\.{name}: `func` must return a real floating-point Tensor"
     ):
         fn(lambda t: (t > 0).to(torch.int32), x, x)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (
+            lambda x: vg.vjp(torch.sin, x, torch.ones(3, dtype=torch.float16)),
+            TypeError,
+            r"vecgrad\.vjp: `v` must have dtype torch\.float64 like `func\(inputs\)`; "
+            r"got torch\.float16\.",
+        ),
+        (
+            lambda x: vg.vjp(torch.sin, x, torch.ones(3, dtype=DTYPE, device="meta")),
+            ValueError,
+            r"vecgrad\.vjp: `v` must be on device cpu like `func\(inputs\)`; got meta\.",
+        ),
+        (
+            lambda x: vg.jvp(torch.sin, x, torch.ones(3)),
+            TypeError,
+            r"vecgrad\.jvp: `tangents` must have dtype torch\.float64 like `inputs`; "
+            r"got torch\.float32\.",
+        ),
+        (
+            lambda x: vg.jvp(torch.sin, x, torch.ones(3, dtype=DTYPE, device="meta")),
+            ValueError,
+            r"vecgrad\.jvp: `tangents` must be on device cpu like `inputs`; got meta\.",
+        ),
+        (
+            lambda x: vg.jvp(torch.add, (x, x.float()), (torch.ones(3, dtype=DTYPE),) * 2),
+            TypeError,
+            r"vecgrad\.jvp: `tangents\[1\]` must have dtype torch\.float32 like `inputs\[1\]`; "
+            r"got torch\.float64\.",
+        ),
+    ],
+)
+def test_vector_dtype_and_device_must_match(call: Any, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        call(torch.randn(3, dtype=DTYPE))

@@ -1,4 +1,4 @@
-"""One-hot directions (rows of an identity matrix), built a chunk at a time."""
+"""One-hot directions (rows of an identity matrix), built a chunk at a time, and zero blocks."""
 
 from __future__ import annotations
 
@@ -37,3 +37,12 @@ def offsets(sizes: Sequence[int]) -> list[int]:
 def cat(pieces: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Concatenate, without a copy when there is a single piece."""
     return pieces[0] if len(pieces) == 1 else torch.cat(tuple(pieces), dim=dim)
+
+
+def zero_blocks(
+    out_shape: Sequence[int], in_shapes: Sequence[Sequence[int]], like: Tensor
+) -> tuple[Tensor, ...]:
+    """Jacobian blocks ``out_shape + in_shape`` of zeros, for outputs or inputs without elements."""
+    return tuple(
+        torch.zeros(*out_shape, *shape, dtype=like.dtype, device=like.device) for shape in in_shapes
+    )

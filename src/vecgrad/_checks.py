@@ -73,6 +73,24 @@ def item_name(name: str, index: int, is_tuple: bool) -> str:
     return f"{name}[{index}]" if is_tuple else name
 
 
+def _own_memory(x: Tensor) -> Tensor:
+    """Detach ``x``, copying it if several of its elements share memory (e.g. after ``expand``).
+
+    Forward-mode AD writes tangents into a tensor's layout, which torch refuses when a
+    stride is 0 on a dimension of size > 1.
+    """
+    x = x.detach()
+    overlapping = any(st == 0 and size > 1 for st, size in zip(x.stride(), x.shape, strict=True))
+    return x.contiguous() if overlapping else x
+
+
+def owned(t: Tensor, *others: Tensor) -> Tensor:
+    """Return ``t``, or a copy of it if it shares memory with any of ``others`` (the caller's)."""
+    storage = t.untyped_storage().data_ptr()
+    shared = storage != 0 and any(o.untyped_storage().data_ptr() == storage for o in others)
+    return t.clone() if shared else t
+
+
 def prepare_inputs(fn: str, inputs: object) -> tuple[tuple[Tensor, ...], bool]:
     """Validate the point of evaluation and detach it from any graph.
 
@@ -81,7 +99,7 @@ def prepare_inputs(fn: str, inputs: object) -> tuple[tuple[Tensor, ...], bool]:
     xs, is_tuple = as_tuple(fn, "inputs", inputs)
     for i, x in enumerate(xs):
         _check_real_floating(fn, item_name("inputs", i, is_tuple), x)
-    return tuple(x.detach() for x in xs), is_tuple
+    return tuple(_own_memory(x) for x in xs), is_tuple
 
 
 def match_vectors(
@@ -92,7 +110,10 @@ def match_vectors(
     like_is_tuple: bool,
     like_name: str,
 ) -> tuple[Tensor, ...]:
-    """Check that ``value`` has the structure and shapes of ``like`` (``like_name`` in messages)."""
+    """Check that ``value`` has the structure, shapes, dtypes and devices of ``like``.
+
+    ``like_name`` names ``like`` in messages.
+    """
     vs, is_tuple = as_tuple(fn, name, value)
     if is_tuple != like_is_tuple:
         expected = f"a tuple of {len(like)} Tensors" if like_is_tuple else "a Tensor"
@@ -106,14 +127,25 @@ def match_vectors(
             f"({len(like)}); got {len(vs)}."
         )
     for i, (v, ref) in enumerate(zip(vs, like, strict=True)):
-        _check_real_floating(fn, item_name(name, i, is_tuple), v)
+        v_name, ref_name = item_name(name, i, is_tuple), item_name(like_name, i, is_tuple)
+        _check_real_floating(fn, v_name, v)
         if v.shape != ref.shape:
             raise ValueError(
-                f"{_prefix(fn)}`{item_name(name, i, is_tuple)}` must have the shape of "
-                f"`{item_name(like_name, i, is_tuple)}`, {fmt_shape(ref.shape)}; "
-                f"got {fmt_shape(v.shape)}."
+                f"{_prefix(fn)}`{v_name}` must have the shape of `{ref_name}`, "
+                f"{fmt_shape(ref.shape)}; got {fmt_shape(v.shape)}."
             )
-    return tuple(v.detach() for v in vs)
+        # Mixed dtypes would be silently rounded to one of them, mixed devices fail deep in torch.
+        if v.dtype != ref.dtype:
+            raise TypeError(
+                f"{_prefix(fn)}`{v_name}` must have dtype {ref.dtype} like `{ref_name}`; "
+                f"got {v.dtype}."
+            )
+        if v.device != ref.device:
+            raise ValueError(
+                f"{_prefix(fn)}`{v_name}` must be on device {ref.device} like `{ref_name}`; "
+                f"got {v.device}."
+            )
+    return tuple(_own_memory(v) for v in vs)
 
 
 def restore(values: tuple[Tensor, ...], is_tuple: bool) -> TensorOrTensors:

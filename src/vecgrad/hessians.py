@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import cast, overload
 
 import torch
 from torch import Tensor
 
+from vecgrad._basis import zero_blocks
 from vecgrad._checks import (
     Func,
     TensorOrTensors,
     check_callable,
     check_scalar_output,
     match_vectors,
+    owned,
     prepare_inputs,
     restore,
 )
 from vecgrad._compat import ensure_forward_ad
 
 
-def _argnums(n: int, is_tuple: bool) -> int | tuple[int, ...]:
-    return tuple(range(n)) if is_tuple else 0
+@overload
+def hessian(func: Func, inputs: Tensor) -> Tensor: ...
+@overload
+def hessian(func: Func, inputs: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], ...]: ...
 
 
 def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor, ...], ...]:
@@ -31,6 +35,7 @@ def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor,
     func : callable
         Function returning a one-element real floating-point Tensor; called as
         ``func(inputs)`` for a Tensor and ``func(*inputs)`` for a tuple.
+        It must not modify its inputs in place (that would change the caller's tensors).
     inputs : Tensor or tuple of Tensor
         Point at which the Hessian is taken; real floating-point dtypes. A
         tuple, not a list, for several inputs.
@@ -80,10 +85,35 @@ def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor,
     def scalar(*args: Tensor) -> Tensor:
         return check_scalar_output("hessian", func(*args))
 
+    # torch.func.hessian fails on inputs without elements, whose blocks are empty anyway.
+    nonempty = tuple(i for i, x in enumerate(xs) if x.numel() > 0)
     ensure_forward_ad()
     with torch.no_grad():
-        hess = torch.func.hessian(scalar, _argnums(len(xs), is_tuple))(*xs)
-    return cast("Tensor | tuple[tuple[Tensor, ...], ...]", hess)
+        if nonempty:
+            hess = cast(
+                "tuple[tuple[Tensor, ...], ...]",
+                torch.func.hessian(scalar, nonempty)(*xs),
+            )
+        else:
+            scalar(*xs)  # still check what func returns
+    rows = tuple(
+        tuple(
+            hess[nonempty.index(i)][nonempty.index(j)]
+            if i in nonempty and j in nonempty
+            else zero_blocks(xi.shape, [xj.shape], xi)[0]
+            for j, xj in enumerate(xs)
+        )
+        for i, xi in enumerate(xs)
+    )
+    return rows if is_tuple else rows[0][0]
+
+
+@overload
+def hvp(func: Func, inputs: Tensor, v: Tensor) -> tuple[Tensor, Tensor]: ...
+@overload
+def hvp(
+    func: Func, inputs: tuple[Tensor, ...], v: tuple[Tensor, ...]
+) -> tuple[Tensor, tuple[Tensor, ...]]: ...
 
 
 def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor, TensorOrTensors]:
@@ -94,6 +124,7 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     func : callable
         Function returning a one-element real floating-point Tensor; called as
         ``func(inputs)`` for a Tensor and ``func(*inputs)`` for a tuple.
+        It must not modify its inputs in place (that would change the caller's tensors).
     inputs : Tensor or tuple of Tensor
         Point at which the Hessian is taken; real floating-point dtypes. A
         tuple, not a list, for several inputs.
@@ -113,10 +144,11 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     TypeError
         If ``func`` is not callable or does not return a real floating-point Tensor, if
         ``inputs`` or ``v`` is not a Tensor or a tuple of Tensors of real floating-point dtype,
-        or if ``v`` is a Tensor where ``inputs`` is a tuple (or the reverse).
+        if ``v`` is a Tensor where ``inputs`` is a tuple (or the reverse), or if a dtype in ``v``
+        differs from its input's.
     ValueError
-        If ``func`` returns more than one element, or ``v`` does not match ``inputs`` in length
-        or shape.
+        If ``func`` returns more than one element, or ``v`` does not match ``inputs`` in length,
+        shape or device.
 
     Notes
     -----
@@ -155,4 +187,6 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
             "tuple[tuple[Tensor, ...], tuple[Tensor, ...], Tensor]",
             torch.func.jvp(grad_fn, xs, vs, has_aux=True),
         )
-    return output, restore(hv, is_tuple)
+    # For a quadratic like (t**2).sum() / 2, torch returns the caller's `v` itself as H v.
+    caller = (*xs, *vs)
+    return owned(output, *caller), restore(tuple(owned(h, *caller) for h in hv), is_tuple)

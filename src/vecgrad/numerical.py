@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import overload
 
 import torch
 from torch import Tensor
@@ -13,6 +14,7 @@ from vecgrad._checks import (
     check_callable,
     checked,
     error,
+    item_name,
     prepare_inputs,
     restore,
 )
@@ -44,6 +46,28 @@ def _steps(x: Tensor, eps: float | None) -> Tensor:
     return x.abs().clamp(min=1).mul(scale)
 
 
+def _check_widths(widths: Tensor, x: Tensor, eps: float | None, name: str) -> None:
+    """Refuse a step so small against an element that both evaluations see the same point."""
+    lost = (widths == 0).nonzero()
+    if lost.numel() > 0:
+        j = int(lost[0, 0])
+        raise ValueError(
+            error(
+                "numerical_jacobian",
+                f"`eps` = {eps} is lost to rounding at `{name}` element {x[j].item()} "
+                f"({x.dtype}): x + eps == x - eps; pass a larger `eps` or None.",
+            )
+        )
+
+
+@overload
+def numerical_jacobian(func: Func, inputs: Tensor, *, eps: float | None = ...) -> Tensor: ...
+@overload
+def numerical_jacobian(
+    func: Func, inputs: tuple[Tensor, ...], *, eps: float | None = ...
+) -> tuple[Tensor, ...]: ...
+
+
 def numerical_jacobian(
     func: Func, inputs: TensorOrTensors, *, eps: float | None = None
 ) -> TensorOrTensors:
@@ -58,6 +82,7 @@ def numerical_jacobian(
         Function returning a real floating-point Tensor; called as ``func(inputs)`` for a
         Tensor and ``func(*inputs)`` for a tuple. It is evaluated under
         :func:`torch.no_grad`.
+        It must not modify its inputs in place (that would change the caller's tensors).
     inputs : Tensor or tuple of Tensor
         Point at which the Jacobian is taken; real floating-point dtypes (float64
         recommended). A tuple, not a list, for several inputs.
@@ -80,7 +105,8 @@ def numerical_jacobian(
         ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, or if
         ``eps`` is not a number.
     ValueError
-        If ``eps`` is not positive and finite.
+        If ``eps`` is not positive and finite, or so small against an element of ``inputs``
+        that :math:`x_j + h` and :math:`x_j - h` round to the same number.
 
     Notes
     -----
@@ -113,6 +139,10 @@ def numerical_jacobian(
     with torch.no_grad():
         for i, x in enumerate(xs):
             h = _steps(x, step).reshape(-1)
+            flat = x.reshape(-1)
+            # The steps as represented: (x + h) - (x - h), which is 0 if h is lost to rounding.
+            widths = (flat + h) - (flat - h)
+            _check_widths(widths, flat, step, item_name("inputs", i, is_tuple))
             columns = []
             for j in range(x.numel()):
                 plus = x.clone(memory_format=torch.contiguous_format)
@@ -121,8 +151,7 @@ def numerical_jacobian(
                 minus.view(-1)[j] -= h[j]
                 args_plus = (*xs[:i], plus, *xs[i + 1 :])
                 args_minus = (*xs[:i], minus, *xs[i + 1 :])
-                width = plus.view(-1)[j] - minus.view(-1)[j]
-                columns.append((f(*args_plus) - f(*args_minus)) / width)
+                columns.append((f(*args_plus) - f(*args_minus)) / widths[j])
             if columns:
                 jac.append(torch.stack(columns, dim=-1).reshape(columns[0].shape + x.shape))
             else:

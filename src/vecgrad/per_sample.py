@@ -126,8 +126,8 @@ def loss_jacobian(
     ------
     TypeError
         If ``losses`` is not a floating-point Tensor, ``params`` is not a Tensor or an
-        iterable of Tensors (a mapping is refused: pass its ``.values()``), or ``chunk_size``
-        is not an int.
+        iterable of Tensors (a mapping is refused: pass its ``.values()``), ``chunk_size``
+        is not an int, or ``retain_graph`` is not a bool.
     ValueError
         If ``losses`` is not a non-empty 1-D Tensor or does not require grad, ``params`` is
         empty or holds a Tensor that does not require grad, or ``chunk_size < 1``.
@@ -162,6 +162,13 @@ def loss_jacobian(
     losses = _check_losses(losses)
     tensors = _check_params(params)
     chunk_size = check_chunk_size("loss_jacobian", chunk_size)
+    if not isinstance(retain_graph, bool):
+        raise TypeError(
+            error(
+                "loss_jacobian",
+                f"`retain_graph` must be a bool; got {type(retain_graph).__name__}.",
+            )
+        )
     n = losses.shape[0]
     chunks = spans(n, chunk_size)
     pieces = []
@@ -222,6 +229,13 @@ def _check_batch(name: str, value: object) -> Tensor:
                 f"`{name}` must have a leading batch dimension; got a 0-dim Tensor.",
             )
         )
+    if value.shape[0] == 0:
+        raise ValueError(
+            error(
+                "per_sample_grads",
+                f"`{name}` must have at least one sample; got shape {fmt_shape(value.shape)}.",
+            )
+        )
     return value.detach()
 
 
@@ -238,7 +252,8 @@ def per_sample_grads(
     model : torch.nn.Module
         Model called on a batch; each sample is passed on its own with a batch dimension of
         one, so ordinary modules work. Batch normalisation that uses batch statistics
-        (training mode, or ``track_running_stats=False``) is refused.
+        (training mode, or ``track_running_stats=False``) is refused. It must not modify its
+        inputs in place.
     loss_fn : callable
         Called as ``loss_fn(prediction, target)`` on one sample, both with a batch dimension of
         one; must return a one-element real floating-point Tensor, e.g.
@@ -264,7 +279,8 @@ def per_sample_grads(
     ValueError
         If the model normalises with batch statistics (call ``model.eval()`` or use
         GroupNorm/LayerNorm), has no parameter that requires grad, ``inputs`` or ``targets``
-        is 0-dim or their batch sizes differ, or ``loss_fn`` returns more than one element.
+        is 0-dim or has no sample, their batch sizes differ, or ``loss_fn`` returns more than
+        one element.
 
     Notes
     -----

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import cast, overload
 
 import torch
 from torch import Tensor
@@ -14,10 +14,17 @@ from vecgrad._checks import (
     check_callable,
     checked,
     match_vectors,
+    owned,
     prepare_inputs,
     restore,
 )
 from vecgrad._compat import ensure_forward_ad
+
+
+@overload
+def vjp(func: Func, inputs: Tensor, v: Tensor) -> tuple[Tensor, Tensor]: ...
+@overload
+def vjp(func: Func, inputs: tuple[Tensor, ...], v: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]: ...
 
 
 def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorOrTensors]:
@@ -28,6 +35,7 @@ def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorO
     func : callable
         Function returning a Tensor; called as ``func(inputs)`` for a Tensor and
         ``func(*inputs)`` for a tuple.
+        It must not modify its inputs in place (that would change the caller's tensors).
     inputs : Tensor or tuple of Tensor
         Point at which the product is taken; real floating-point dtypes. A
         tuple, not a list, for several inputs.
@@ -49,9 +57,9 @@ def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorO
     TypeError
         If ``func`` is not callable or does not return a real floating-point Tensor, if
         ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, or if
-        ``v`` is not a Tensor.
+        ``v`` is not a Tensor or its dtype differs from the output's.
     ValueError
-        If ``v.shape`` differs from the output's shape.
+        If ``v``'s shape or device differs from the output's.
 
     Notes
     -----
@@ -85,7 +93,9 @@ def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorO
         )
         (cotangent,) = match_vectors("vjp", "v", v, (output,), False, "func(inputs)")
         grads = vjp_fn(cotangent)
-    return output, restore(grads, is_tuple)
+    # For functions like the identity, torch returns the caller's tensors themselves.
+    caller = (*xs, cotangent)
+    return owned(output, *caller), restore(tuple(owned(g, *caller) for g in grads), is_tuple)
 
 
 def jvp(func: Func, inputs: TensorOrTensors, tangents: TensorOrTensors) -> tuple[Tensor, Tensor]:
@@ -96,6 +106,7 @@ def jvp(func: Func, inputs: TensorOrTensors, tangents: TensorOrTensors) -> tuple
     func : callable
         Function returning a Tensor; called as ``func(inputs)`` for a Tensor and
         ``func(*inputs)`` for a tuple.
+        It must not modify its inputs in place (that would change the caller's tensors).
     inputs : Tensor or tuple of Tensor
         Point at which the product is taken; real floating-point dtypes. A
         tuple, not a list, for several inputs.
@@ -114,9 +125,11 @@ def jvp(func: Func, inputs: TensorOrTensors, tangents: TensorOrTensors) -> tuple
     TypeError
         If ``func`` is not callable or does not return a real floating-point Tensor, if
         ``inputs`` or ``tangents`` is not a Tensor or a tuple of Tensors of real floating-point
-        dtype, or if ``tangents`` is a Tensor where ``inputs`` is a tuple (or the reverse).
+        dtype, if ``tangents`` is a Tensor where ``inputs`` is a tuple (or the reverse), or if
+        a tangent's dtype differs from its input's.
     ValueError
-        If ``tangents`` has a different number of Tensors than ``inputs`` or a shape differs.
+        If ``tangents`` has a different number of Tensors than ``inputs`` or a shape or device
+        differs.
 
     Notes
     -----
@@ -148,4 +161,5 @@ def jvp(func: Func, inputs: TensorOrTensors, tangents: TensorOrTensors) -> tuple
         output, jvp_out = cast(
             "tuple[Tensor, Tensor]", torch.func.jvp(checked("jvp", func), xs, ts)
         )
-    return output, jvp_out
+    # For functions like the identity, torch returns the caller's tensors themselves.
+    return owned(output, *xs, *ts), owned(jvp_out, *xs, *ts)
