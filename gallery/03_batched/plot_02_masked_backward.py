@@ -83,24 +83,9 @@ assert b.grad.shape == b.shape == (1,)
 W.grad, b.grad = None, None
 
 # %%
-# For a one-element loss the implicit gradient is a tensor of ones *of the loss's shape*. The mean
-# is 0-dimensional, so ``backward()`` equals ``backward(torch.tensor(1.0))`` (or
-# ``torch.ones_like(loss)``). A common belief is that it equals ``backward(torch.Tensor([1]))``;
-# in fact that tensor has shape ``(1,)``, and PyTorch rejects any gradient whose shape differs from
-# the output's.
-
-loss = squared_errors(X, y, W, b).mean()
-print("loss shape:", tuple(loss.shape))
-loss.backward(torch.tensor(1.0, dtype=torch.float64), retain_graph=True)
-torch.testing.assert_close((W.grad, b.grad), grad_mean)
-try:
-    loss.backward(torch.ones(1, dtype=torch.float64))
-    message = "no error"
-except RuntimeError as err:
-    message = str(err)
-print("RuntimeError:\n" + textwrap.fill(message, 80))
-assert "Mismatch in shape" in message
-W.grad, b.grad = None, None
+# The mean is 0-dimensional, so its implicit gradient is ``torch.tensor(1.0)``, not
+# ``torch.Tensor([1])`` (shape ``(1,)``, which PyTorch rejects):
+# :ref:`sphx_glr_gallery_01_gradients_plot_01_scalar_gradients.py` shows both.
 
 # %%
 # One backward pass per sample

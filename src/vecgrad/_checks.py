@@ -73,15 +73,20 @@ def item_name(name: str, index: int, is_tuple: bool) -> str:
     return f"{name}[{index}]" if is_tuple else name
 
 
-def _own_memory(x: Tensor) -> Tensor:
-    """Detach ``x``, copying it if several of its elements share memory (e.g. after ``expand``).
+def unshared(x: Tensor) -> Tensor:
+    """``x``, copied if several of its elements share memory (a stride 0, e.g. after ``expand``).
 
-    Forward-mode AD writes tangents into a tensor's layout, which torch refuses when a
-    stride is 0 on a dimension of size > 1.
+    Forward-mode AD writes tangents into a tensor's layout, which torch refuses for such
+    tensors, and a result laid out that way would change in every place when written once.
+    Other layouts (transposed, sliced) are kept: copying them would only cost time.
     """
-    x = x.detach()
     overlapping = any(st == 0 and size > 1 for st, size in zip(x.stride(), x.shape, strict=True))
     return x.contiguous() if overlapping else x
+
+
+def _own_memory(x: Tensor) -> Tensor:
+    """Detach ``x`` and give it memory of its own elements (see :func:`unshared`)."""
+    return unshared(x.detach())
 
 
 def owned(t: Tensor, *others: Tensor) -> Tensor:

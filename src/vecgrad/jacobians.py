@@ -24,6 +24,7 @@ from vecgrad._checks import (
     numel,
     prepare_inputs,
     restore,
+    unshared,
 )
 from vecgrad._compat import ensure_forward_ad
 
@@ -48,9 +49,9 @@ def _reverse(
         basis = basis_block(start, stop, 0, m, output).view(stop - start, *output.shape)
         pieces.append(torch.func.vmap(vjp_fn)(basis))
     # pieces[c][i] has shape (rows in chunk c, *xs[i].shape)
-    # contiguous(): the reshape can return a view with stride 0 (e.g. of the identity's VJPs).
+    # unshared(): the reshape can return a view with stride 0 (e.g. of the identity's VJPs).
     return tuple(
-        cat(rows).reshape(output.shape + x.shape).contiguous()
+        unshared(cat(rows).reshape(output.shape + x.shape))
         for rows, x in zip(zip(*pieces, strict=True), xs, strict=True)
     )
 
@@ -87,9 +88,9 @@ def _forward(
     ]
     columns = cat(pieces)  # (n, *output.shape)
     out_shape = columns.shape[1:]
-    # contiguous(): the reshape can return a view with stride 0 (e.g. of an expanded output).
+    # unshared(): the reshape can return a view with stride 0 (e.g. of an expanded output).
     return tuple(
-        columns[off : off + size].movedim(0, -1).reshape(out_shape + shape).contiguous()
+        unshared(columns[off : off + size].movedim(0, -1).reshape(out_shape + shape))
         for shape, off, size in zip(shapes, starts, sizes, strict=True)
     )
 
@@ -287,9 +288,10 @@ def _batch_reverse(
     basis = torch.eye(m, dtype=output.dtype, device=output.device)
     basis = basis.view(m, 1, *row_shape).expand(m, batch, *row_shape)
     grads = torch.func.vmap(vjp_fn)(basis)  # each (m, N, *x.shape[1:])
-    # contiguous(): the VJPs of e.g. t + 1 are the expanded basis itself, with stride 0.
+    # unshared(): the VJPs of e.g. t + 1 are the expanded basis itself, with stride 0. The
+    # movedim is a view: like jacrev, the blocks are returned without a copy when possible.
     return tuple(
-        g.movedim(0, 1).reshape(output.shape + x.shape[1:]).contiguous()
+        unshared(g.movedim(0, 1).reshape(output.shape + x.shape[1:]))
         for g, x in zip(grads, xs, strict=True)
     )
 
