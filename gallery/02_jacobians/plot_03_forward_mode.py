@@ -305,27 +305,8 @@ _ = ax.set(
 _ = ax.legend(loc="upper center")
 
 # %%
-# Which strategy does ``strategy="auto"`` pick?
-# ---------------------------------------------
-# :func:`vecgrad.jacobian` picks reverse mode when the output has at most as many elements as
-# the input, and forward mode otherwise. The ``MatVec`` counters show the choice without any
-# timing: on a tall map only the ``jvp`` rule runs, on a wide one only ``backward``. (``forward``
-# runs in both cases, to evaluate the function.)
+# :func:`vecgrad.jacobian` makes this choice for you: with ``strategy="auto"`` it takes reverse
+# mode when the output has at most as many elements as the input, and forward mode otherwise.
+# :doc:`/choosing` shows the rule at work and measures both strategies over a range of sizes.
 
-
-def matvec_by(A):
-    return lambda x: MatVec.apply(x, A)
-
-
-rules_used = {}
-for shape in ((8, 2), (2, 8)):
-    A_shaped = torch.randn(*shape, dtype=torch.float64)
-    x_in = torch.randn(shape[1], dtype=torch.float64)
-    calls.clear()
-    J_auto = vg.jacobian(matvec_by(A_shaped), x_in)
-    torch.testing.assert_close(J_auto, A_shaped)
-    rules_used[shape] = sorted(set(calls) - {"forward"})
-    print(f"A of shape {shape}: derivative rules used {rules_used[shape]}")
-assert rules_used[(8, 2)] == ["jvp"]
-assert rules_used[(2, 8)] == ["backward"]
 plt.show()
