@@ -60,6 +60,8 @@ nitpicky = False
 
 autosummary_generate = True
 autodoc_typehints = "signature"
+# The package imports ``from torch import Tensor``; name the full path so signatures link to PyTorch.
+autodoc_type_aliases = {"Tensor": "torch.Tensor"}
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": False}
 napoleon_google_docstring = False
