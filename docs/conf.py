@@ -60,7 +60,7 @@ nitpicky = False
 
 autosummary_generate = True
 autodoc_typehints = "signature"
-# The package imports ``from torch import Tensor``; name the full path so signatures link to PyTorch.
+# The package imports ``from torch import Tensor``: give the full path so signatures link.
 autodoc_type_aliases = {"Tensor": "torch.Tensor"}
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": False}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from conftest import DTYPE, Case
@@ -264,11 +265,19 @@ def test_strategy_errors() -> None:
         (-2, ValueError, r"`chunk_size` must be None or a positive int; got -2"),
         (2.0, TypeError, r"`chunk_size` must be None or a positive int; got float"),
         (True, TypeError, r"`chunk_size` must be None or a positive int; got bool"),
+        (torch.tensor(2.0), TypeError, r"`chunk_size` must be None or a positive int; got Tensor"),
     ],
 )
 def test_chunk_size_errors(chunk_size: object, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         vg.jacobian(torch.sin, torch.randn(3), chunk_size=chunk_size)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("chunk_size", [np.int64(2), torch.tensor(2)])
+def test_chunk_size_accepts_any_integer_type(chunk_size: object) -> None:
+    x = torch.randn(5, dtype=torch.float64)
+    J = vg.jacobian(torch.sin, x, chunk_size=chunk_size)  # type: ignore[arg-type]
+    assert_close(J, torch.diag(torch.cos(x)))
 
 
 def test_chunk_size_is_rejected_with_loop() -> None:

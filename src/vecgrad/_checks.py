@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
-from typing import TypeAlias
+from typing import SupportsIndex, TypeAlias
 
 from torch import Tensor
 
@@ -201,14 +202,19 @@ def check_strategy(fn: str, strategy: object, allowed: tuple[str, ...]) -> str:
 
 
 def check_chunk_size(fn: str, chunk_size: object) -> int | None:
-    """Check that ``chunk_size`` is None or a positive int."""
+    """Check that ``chunk_size`` is None or a positive integer (``int`` or e.g. ``numpy.int64``)."""
     if chunk_size is None:
         return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+    # Any integer type (int, numpy.int64, a one-element integer tensor) has __index__; floats don't.
+    try:
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, SupportsIndex):
+            raise TypeError
+        chunk_size = operator.index(chunk_size)
+    except TypeError:
         raise TypeError(
             f"{_prefix(fn)}`chunk_size` must be None or a positive int; "
             f"got {type(chunk_size).__name__}."
-        )
+        ) from None
     if chunk_size < 1:
         raise ValueError(
             f"{_prefix(fn)}`chunk_size` must be None or a positive int; got {chunk_size}."
