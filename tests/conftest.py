@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import torch
@@ -17,6 +18,22 @@ settings.register_profile(
 settings.load_profile("vecgrad")
 
 DTYPE = torch.float64
+
+
+def record_calls(
+    monkeypatch: pytest.MonkeyPatch, module: object, labels: dict[str, str]
+) -> list[str]:
+    """Wrap the functions ``module.<name>`` so that each call appends ``labels[name]`` to a list."""
+    calls: list[str] = []
+    for name, label in labels.items():
+        original = getattr(module, name)
+
+        def spy(*args: Any, _original: Any = original, _label: str = label) -> Any:
+            calls.append(_label)
+            return _original(*args)
+
+        monkeypatch.setattr(module, name, spy)
+    return calls
 
 
 @pytest.fixture

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import torch
-from conftest import DTYPE
+from conftest import DTYPE, record_calls
 from torch import nn
 from torch.testing import assert_close
 
@@ -111,20 +110,10 @@ def test_scalar_rows(strategy: str) -> None:
 
 @pytest.fixture
 def record_modes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    modes: list[str] = []
-    forward, reverse = jacobians._forward, jacobians._batch_reverse
-
-    def spy_forward(*args: Any) -> Any:
-        modes.append("forward")
-        return forward(*args)
-
-    def spy_reverse(*args: Any) -> Any:
-        modes.append("reverse")
-        return reverse(*args)
-
-    monkeypatch.setattr(jacobians, "_forward", spy_forward)
-    monkeypatch.setattr(jacobians, "_batch_reverse", spy_reverse)
-    return modes
+    """Record which of the vectorised implementations batch_jacobian calls."""
+    return record_calls(
+        monkeypatch, jacobians, {"_forward": "forward", "_batch_reverse": "reverse"}
+    )
 
 
 @pytest.mark.parametrize(

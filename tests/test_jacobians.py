@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import DTYPE, Case
+from conftest import DTYPE, Case, record_calls
 from torch.testing import assert_close
 
 import vecgrad as vg
@@ -163,20 +163,7 @@ def test_forward_strategy_uses_forward_mode_only() -> None:
 @pytest.fixture
 def record_modes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record which of the vectorised implementations jacobian calls."""
-    modes: list[str] = []
-    forward, reverse = jacobians._forward, jacobians._reverse
-
-    def spy_forward(*args: Any) -> Any:
-        modes.append("forward")
-        return forward(*args)
-
-    def spy_reverse(*args: Any) -> Any:
-        modes.append("reverse")
-        return reverse(*args)
-
-    monkeypatch.setattr(jacobians, "_forward", spy_forward)
-    monkeypatch.setattr(jacobians, "_reverse", spy_reverse)
-    return modes
+    return record_calls(monkeypatch, jacobians, {"_forward": "forward", "_reverse": "reverse"})
 
 
 @pytest.mark.parametrize(
