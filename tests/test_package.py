@@ -20,9 +20,10 @@ PUBLIC = [
     "loss_jacobian",
     "numerical_jacobian",
     "per_sample_grads",
+    "time_call",
     "vjp",
 ]
-MODULES = ["hessians", "jacobians", "numerical", "per_sample", "products"]
+MODULES = ["hessians", "jacobians", "numerical", "per_sample", "products", "timing"]
 
 
 def test_public_names() -> None:

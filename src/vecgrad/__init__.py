@@ -5,6 +5,7 @@ from vecgrad.jacobians import batch_jacobian, jacobian
 from vecgrad.numerical import numerical_jacobian
 from vecgrad.per_sample import loss_jacobian, per_sample_grads
 from vecgrad.products import jvp, vjp
+from vecgrad.timing import time_call
 
 __version__ = "0.1.0"
 
@@ -17,5 +18,6 @@ __all__ = [
     "loss_jacobian",
     "numerical_jacobian",
     "per_sample_grads",
+    "time_call",
     "vjp",
 ]
