@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from unittest.mock import Mock
 
 import pytest
 import torch
 from hypothesis import settings
+
+from vecgrad import jacobians
 
 # Reproducible property tests: the same examples on every run, nothing stored between runs.
 settings.register_profile(
@@ -20,20 +22,15 @@ settings.load_profile("vecgrad")
 DTYPE = torch.float64
 
 
-def record_calls(
-    monkeypatch: pytest.MonkeyPatch, module: object, labels: dict[str, str]
-) -> list[str]:
-    """Wrap the functions ``module.<name>`` so that each call appends ``labels[name]`` to a list."""
-    calls: list[str] = []
-    for name, label in labels.items():
-        original = getattr(module, name)
-
-        def spy(*args: Any, _original: Any = original, _label: str = label) -> Any:
-            calls.append(_label)
-            return _original(*args)
-
-        monkeypatch.setattr(module, name, spy)
-    return calls
+@pytest.fixture
+def modes(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
+    """Spy on the vectorised Jacobian modes: ``modes()`` lists those called so far, in order."""
+    parent = Mock()
+    for mode in ("forward", "reverse"):
+        spy = Mock(wraps=getattr(jacobians, f"_{mode}"))
+        monkeypatch.setattr(jacobians, f"_{mode}", spy)
+        parent.attach_mock(spy, mode)
+    return lambda: [name for name, _, _ in parent.mock_calls]
 
 
 @pytest.fixture

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from unittest.mock import Mock
 
 import pytest
 import torch
-from conftest import DTYPE, record_calls
+from conftest import DTYPE
 from torch import nn
 from torch.testing import assert_close
 
 import vecgrad as vg
-from vecgrad import jacobians
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -108,42 +108,42 @@ def test_scalar_rows(strategy: str) -> None:
     assert_close(vg.batch_jacobian(torch.exp, x, strategy=strategy), torch.exp(x))
 
 
-@pytest.fixture
-def record_modes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record which of the vectorised implementations batch_jacobian calls."""
-    return record_calls(
-        monkeypatch, jacobians, {"_forward": "forward", "_batch_reverse": "reverse"}
-    )
-
-
 @pytest.mark.parametrize(
     ("n_in", "n_out", "mode"),
     [(4, 3, "reverse"), (4, 4, "reverse"), (3, 4, "reverse"), (2, 4, "reverse"), (2, 5, "forward")],
 )
 def test_auto_rule_compares_row_sizes(
-    record_modes: list[str], n_in: int, n_out: int, mode: str
+    modes: Callable[[], list[str]], n_in: int, n_out: int, mode: str
 ) -> None:
     model = mlp(n_in, n_out)
     x = torch.randn(50, n_in, dtype=DTYPE)  # N is irrelevant to the choice
     vg.batch_jacobian(model, x)
-    assert record_modes == [mode]
+    assert modes() == [mode]
 
 
-def test_auto_remembers_row_size() -> None:
-    calls = []
+def test_auto_choice_is_the_same_on_every_call(modes: Callable[[], list[str]]) -> None:
     model = mlp(2, 5)
-
-    def func(x: torch.Tensor) -> torch.Tensor:
-        calls.append(1)
-        return model(x)
-
+    func = Mock(wraps=model)
     x = torch.randn(3, 2, dtype=DTYPE)
     (expected,) = per_sample_reference(model, (x,))
-    assert_close(vg.batch_jacobian(func, x), expected)
-    assert len(calls) == 2
-    calls.clear()
-    assert_close(vg.batch_jacobian(func, x), expected)
-    assert len(calls) == 1
+    for _ in range(3):
+        assert_close(vg.batch_jacobian(func, x), expected)
+    assert modes() == ["forward"] * 3
+    assert func.call_count == 3 * 2  # an evaluation under vjp, then forward mode
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 7])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_chunk_size_does_not_change_result(strategy: str, chunk_size: int) -> None:
+    x = torch.randn(4, 2, 3, dtype=DTYPE)
+    y = torch.randn(4, 2, dtype=DTYPE)
+
+    def func(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(a.sum(1)) * b.prod(1, keepdim=True)  # rows of 3, from rows of 6 and 2
+
+    jac = vg.batch_jacobian(func, (x, y), strategy=strategy, chunk_size=chunk_size)
+    for block, ref in zip(jac, per_sample_reference(func, (x, y)), strict=True):
+        assert_close(block, ref)
 
 
 def test_errors() -> None:

@@ -139,54 +139,6 @@ def test_non_scalar_function_is_refused(name: str) -> None:
         getattr(vg, name)(torch.sum, *(torch.arange(3) for _ in args))
 
 
-@pytest.mark.parametrize(
-    ("inputs", "v", "error", "match"),
-    [
-        (
-            torch.randn(3),
-            torch.ones(2),
-            ValueError,
-            r"`v` must have the shape of `inputs`, \(3,\); got \(2,\)",
-        ),
-        (
-            torch.randn(3),
-            (torch.ones(3),),
-            TypeError,
-            r"`v` must be a Tensor, like `inputs`; got tuple",
-        ),
-        (
-            (torch.randn(3), torch.randn(3)),
-            torch.ones(3),
-            TypeError,
-            r"`v` must be a tuple of 2 Tensors",
-        ),
-        (
-            (torch.randn(3), torch.randn(3)),
-            (torch.ones(3),) * 3,
-            ValueError,
-            r"`v` must have one Tensor per element of `inputs` \(2\); got 3",
-        ),
-    ],
-)
-def test_hvp_vector_errors(inputs: object, v: object, error: type[Exception], match: str) -> None:
-    with pytest.raises(error, match=r"vecgrad\.hvp: " + match):
-        vg.hvp(lambda *a: sum(t.sum() for t in a), inputs, v)  # type: ignore[arg-type]
-
-
-def test_hvp_vector_dtype_and_device_must_match() -> None:
-    x = torch.randn(3, dtype=DTYPE)
-    with pytest.raises(
-        TypeError,
-        match=r"vecgrad\.hvp: `v` must have dtype torch\.float64 like `inputs`; "
-        r"got torch\.float16\.",
-    ):
-        vg.hvp(rosenbrock, x, torch.ones(3, dtype=torch.float16))
-    with pytest.raises(
-        ValueError, match=r"vecgrad\.hvp: `v` must be on device cpu like `inputs`; got meta\."
-    ):
-        vg.hvp(rosenbrock, x, torch.ones(3, dtype=DTYPE, device="meta"))
-
-
 def test_hessian_of_empty_inputs_is_empty() -> None:
     empty = torch.zeros(0, 2, dtype=DTYPE)
     hess = vg.hessian(lambda t: (t**2).sum(), empty)

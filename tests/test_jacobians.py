@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import Mock
 
 import numpy as np
 import pytest
 import torch
-from conftest import DTYPE, Case, record_calls
+from conftest import DTYPE, Case
 from torch.testing import assert_close
 
 import vecgrad as vg
-from vecgrad import _auto, jacobians
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -160,12 +160,6 @@ def test_forward_strategy_uses_forward_mode_only() -> None:
         vg.jacobian(_DoubleForwardOnly.apply, x, strategy="reverse")
 
 
-@pytest.fixture
-def record_modes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record which of the vectorised implementations jacobian calls."""
-    return record_calls(monkeypatch, jacobians, {"_forward": "forward", "_reverse": "reverse"})
-
-
 @pytest.mark.parametrize(
     ("out_size", "in_sizes", "mode"),
     [
@@ -177,7 +171,7 @@ def record_modes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     ],
 )
 def test_auto_rule_compares_output_and_total_input_sizes(
-    record_modes: list[str], out_size: int, in_sizes: tuple[int, ...], mode: str
+    modes: Callable[[], list[str]], out_size: int, in_sizes: tuple[int, ...], mode: str
 ) -> None:
     xs = tuple(torch.randn(n, dtype=DTYPE) for n in in_sizes)
     weight = torch.randn(out_size, sum(in_sizes), dtype=DTYPE)
@@ -187,50 +181,25 @@ def test_auto_rule_compares_output_and_total_input_sizes(
 
     inputs = xs if len(xs) > 1 else xs[0]
     jac = vg.jacobian(func, inputs)
-    assert record_modes == [mode]
+    assert modes() == [mode]
     blocks = jac if isinstance(jac, tuple) else (jac,)
     assert_close(torch.cat(blocks, dim=1), weight)
 
 
-def test_auto_remembers_output_size_and_stays_correct() -> None:
-    calls = []
+def test_auto_choice_depends_on_shapes_only(modes: Callable[[], list[str]]) -> None:
     weight = torch.randn(6, 2, dtype=DTYPE)
-    wide = [True]
-
-    def func(x: torch.Tensor) -> torch.Tensor:
-        calls.append(1)
-        return weight @ x if wide[0] else x.sum(0, keepdim=True)
-
     x = torch.randn(2, dtype=DTYPE)
-    assert_close(vg.jacobian(func, x), weight)
-    assert len(calls) == 2  # a reverse-mode evaluation tells the size, then forward mode
-    calls.clear()
-    assert_close(vg.jacobian(func, x), weight)
-    assert len(calls) == 1  # size remembered: forward mode straight away
-    wide[0] = False  # same input shape, now a narrow output: the memory is stale
-    assert_close(vg.jacobian(func, x), torch.ones(1, 2, dtype=DTYPE))
-
-
-class _Outer:
-    """A callable that cannot be weakly referenced (``__slots__`` without ``__weakref__``)."""
-
-    __slots__ = ()
-
-    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.outer(a, b)
-
-
-def test_auto_with_unreferenceable_function_is_not_remembered() -> None:
-    # 'auto' remembers output sizes under weak references; a callable that has none still
-    # works, and nothing is remembered for it.
-    x = torch.randn(3, dtype=DTYPE)
-    outer = _Outer()
-    assert_close(vg.jacobian(outer, (x, x))[0], torch.func.jacrev(torch.outer)(x, x))
-    assert _auto.known_size(outer, "jacobian", (x, x)) is None
-    # torch.outer itself can be weakly referenced, so it is remembered: the check above is
-    # not vacuous.
-    vg.jacobian(torch.outer, (x, x))
-    assert _auto.known_size(torch.outer, "jacobian", (x, x)) == 9
+    func = Mock(wraps=lambda t: weight @ t)
+    for _ in range(3):
+        assert_close(vg.jacobian(func, x), weight)
+        # A new lambda on every call: nothing can be remembered about it.
+        assert_close(vg.jacobian(lambda t: weight @ t, x), weight)
+    assert modes() == ["forward"] * 6
+    # Each call evaluates func under vjp to learn the output's size, then runs forward mode.
+    assert func.call_count == 3 * 2
+    # Inputs of the same shapes, a narrow output: the choice follows the output's shape.
+    assert_close(vg.jacobian(lambda t: t.sum(0, keepdim=True), x), torch.ones(1, 2, dtype=DTYPE))
+    assert modes()[-1] == "reverse"
 
 
 def test_strategy_errors() -> None:

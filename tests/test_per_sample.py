@@ -38,7 +38,8 @@ def logistic_losses(
 def test_logistic_regression_closed_form() -> None:
     # d BCE(sigmoid(z_i), y_i) / dz_i = sigmoid(z_i) - y_i, with z_i = x_i . w + b
     w, b, x, y = logistic_data()
-    grad_w, grad_b = vg.loss_jacobian(logistic_losses(w, b, x, y), (w, b))
+    grads = vg.loss_jacobian(logistic_losses(w, b, x, y), {"w": w, "b": b})
+    grad_w, grad_b = grads["w"], grads["b"]
     residual = torch.sigmoid(x @ w + b).detach() - y
     assert_close(grad_w, residual[:, None] * x)
     assert_close(grad_b, residual)
@@ -46,7 +47,7 @@ def test_logistic_regression_closed_form() -> None:
 
 def test_matches_loop_of_backward_passes() -> None:
     w, b, x, y = logistic_data(n=5)
-    grad_w, grad_b = vg.loss_jacobian(logistic_losses(w, b, x, y), [w, b])
+    grad_w, grad_b = vg.loss_jacobian(logistic_losses(w, b, x, y), [("w", w), ("b", b)]).values()
     for i in range(5):
         loss_i = logistic_losses(w, b, x[i : i + 1], y[i : i + 1])[0]
         gw, gb = torch.autograd.grad(loss_i, (w, b))
@@ -58,62 +59,83 @@ def test_rows_sum_to_n_times_gradient_of_mean() -> None:
     w, b, x, y = logistic_data(n=8)
     losses = logistic_losses(w, b, x, y)
     mean_grads = torch.autograd.grad(losses.mean(), (w, b), retain_graph=True)
-    rows = vg.loss_jacobian(losses, (w, b))
-    for r, g in zip(rows, mean_grads, strict=True):
+    rows = vg.loss_jacobian(losses, {"w": w, "b": b})
+    for r, g in zip(rows.values(), mean_grads, strict=True):
         assert_close(r.sum(0), 8 * g)
 
 
-def test_module_parameters_generator_and_grads_untouched() -> None:
+def test_module_and_named_parameters_and_grads_untouched() -> None:
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).to(DTYPE)
     model[0].weight.grad = torch.full_like(model[0].weight, 7.0)
     before = model[0].weight.grad.clone()
     x = torch.randn(5, 3, dtype=DTYPE)
     target = torch.randn(5, 1, dtype=DTYPE)
     losses = ((model(x) - target) ** 2).squeeze(1)
-    grads = vg.loss_jacobian(losses, model.parameters())
-    assert [g.shape for g in grads] == [(5, *p.shape) for p in model.parameters()]
+    grads = vg.loss_jacobian(losses, model, retain_graph=True)
+    assert_close(vg.loss_jacobian(losses, model.named_parameters()), grads)
+    assert {n: g.shape for n, g in grads.items()} == {
+        n: (5, *p.shape) for n, p in model.named_parameters()
+    }
     assert_close(model[0].weight.grad, before)
     assert all(p.grad is None for p in list(model.parameters())[1:])
     for i in range(5):
         model.zero_grad(set_to_none=True)
         ((model(x[i : i + 1]) - target[i : i + 1]) ** 2).sum().backward()
-        for g, p in zip(grads, model.parameters(), strict=True):
-            assert_close(g[i], p.grad)
+        for name, p in model.named_parameters():
+            assert_close(grads[name][i], p.grad)
 
 
 def test_unused_parameter_gets_zeros() -> None:
     w, b, x, y = logistic_data()
     unused = torch.randn(2, 2, dtype=DTYPE, requires_grad=True)
-    grad_w, grad_unused = vg.loss_jacobian(logistic_losses(w, b, x, y), [w, unused])
-    assert grad_w.shape == (6, 3)
-    assert_close(grad_unused, torch.zeros(6, 2, 2, dtype=DTYPE))
+    grads = vg.loss_jacobian(logistic_losses(w, b, x, y), {"w": w, "unused": unused})
+    assert grads["w"].shape == (6, 3)
+    assert_close(grads["unused"], torch.zeros(6, 2, 2, dtype=DTYPE))
 
 
-def test_single_tensor_params_gives_one_tuple() -> None:
+def test_frozen_module_parameters_are_left_out() -> None:
+    model = nn.Linear(3, 2).to(DTYPE)
+    model.bias.requires_grad_(False)
+    losses = model(torch.randn(4, 3, dtype=DTYPE)).sum(1)
+    grads = vg.loss_jacobian(losses, model)
+    assert list(grads) == ["weight"]
+    assert not grads["weight"].requires_grad
+
+
+@pytest.mark.parametrize("old_form", ["tensor", "list"])
+def test_tensors_without_names_are_deprecated_and_give_a_tuple(old_form: str) -> None:
     w, b, x, y = logistic_data()
-    result = vg.loss_jacobian(logistic_losses(w, b, x, y), w)
+    params = w if old_form == "tensor" else [w, b]
+    expected = vg.loss_jacobian(logistic_losses(w, b, x, y), {"w": w, "b": b})
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"vecgrad\.loss_jacobian: `params` as a Tensor or an iterable of Tensors is "
+        r"deprecated and gives a tuple; pass the module, a mapping name -> Tensor or "
+        r"model\.named_parameters\(\) for a dict keyed by name\.",
+    ) as record:
+        result = vg.loss_jacobian(logistic_losses(w, b, x, y), params)
+    assert record[0].filename == __file__  # the warning points at the caller's line
     assert isinstance(result, tuple)
-    assert len(result) == 1
-    assert result[0].shape == (6, 3)
-    assert not result[0].requires_grad
+    assert_close(result, tuple(expected.values())[: len(result)])
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 4, 6, 100])
 def test_chunk_size_does_not_change_result(chunk_size: int) -> None:
     w, b, x, y = logistic_data()
-    expected = vg.loss_jacobian(logistic_losses(w, b, x, y), (w, b))
-    result = vg.loss_jacobian(logistic_losses(w, b, x, y), (w, b), chunk_size=chunk_size)
+    params = {"w": w, "b": b}
+    expected = vg.loss_jacobian(logistic_losses(w, b, x, y), params)
+    result = vg.loss_jacobian(logistic_losses(w, b, x, y), params, chunk_size=chunk_size)
     assert_close(result, expected)
 
 
 def test_graph_freed_unless_retained() -> None:
     w, b, x, y = logistic_data()
     losses = logistic_losses(w, b, x, y)
-    vg.loss_jacobian(losses, (w, b), chunk_size=2, retain_graph=True)
+    vg.loss_jacobian(losses, {"w": w, "b": b}, chunk_size=2, retain_graph=True)
     losses.sum().backward()  # graph still usable
     assert w.grad is not None
     losses = logistic_losses(w, b, x, y)
-    vg.loss_jacobian(losses, (w, b), chunk_size=2)
+    vg.loss_jacobian(losses, {"w": w, "b": b}, chunk_size=2)
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         losses.sum().backward()
 
@@ -128,7 +150,7 @@ def test_graph_freed_unless_retained() -> None:
 def test_losses_type_errors(losses: object, error: type[Exception], match: str) -> None:
     w = torch.randn(2, requires_grad=True)
     with pytest.raises(error, match=r"vecgrad\.loss_jacobian: " + match):
-        vg.loss_jacobian(losses, w)  # type: ignore[arg-type]
+        vg.loss_jacobian(losses, {"w": w})  # type: ignore[arg-type]
 
 
 def test_losses_value_errors() -> None:
@@ -139,29 +161,29 @@ def test_losses_value_errors() -> None:
         match=r"vecgrad\.loss_jacobian: `losses` must be a non-empty 1-D Tensor, one loss per "
         r"sample; got shape \(4, 1\)",
     ):
-        vg.loss_jacobian((x @ w)[:, None], w)
+        vg.loss_jacobian((x @ w)[:, None], {"w": w})
     with pytest.raises(
         ValueError, match=r"`losses` must be a non-empty 1-D Tensor.*got shape \(\)"
     ):
-        vg.loss_jacobian((x @ w).sum(), w)
+        vg.loss_jacobian((x @ w).sum(), {"w": w})
     with pytest.raises(
         ValueError, match=r"`losses` must be a non-empty 1-D Tensor.*got shape \(0,\)"
     ):
-        vg.loss_jacobian((x @ w)[:0], w)
+        vg.loss_jacobian((x @ w)[:0], {"w": w})
     with pytest.raises(
         ValueError,
         match=r"vecgrad\.loss_jacobian: `losses` must be attached to an autograd graph .*"
         r"requires_grad=False",
     ):
-        vg.loss_jacobian((x @ w).detach(), w)
+        vg.loss_jacobian((x @ w).detach(), {"w": w})
     with torch.no_grad():
         no_graph = x @ w
     with pytest.raises(ValueError, match=r"`losses` must be attached to an autograd graph"):
-        vg.loss_jacobian(no_graph, w)
+        vg.loss_jacobian(no_graph, {"w": w})
     with pytest.raises(
-        TypeError, match=r"`losses` must have a real floating-point dtype; got torch\.int64"
+        TypeError, match=r"`losses` must have a real floating-point dtype \(.*\); got torch\.int64"
     ):
-        vg.loss_jacobian(torch.arange(3), w)
+        vg.loss_jacobian(torch.arange(3), {"w": w})
 
 
 @pytest.mark.parametrize(
@@ -169,11 +191,20 @@ def test_losses_value_errors() -> None:
     [
         ([], ValueError, r"`params` must contain at least one Tensor; got none"),
         (iter(()), ValueError, r"`params` must contain at least one Tensor; got none"),
-        (3, TypeError, r"`params` must be a Tensor or an iterable of Tensors; got int"),
+        (nn.Linear(2, 1).requires_grad_(False), ValueError, r"`params` must contain at least one"),
         (
-            {"w": None},
+            3,
             TypeError,
-            r"`params` must be a Tensor or an iterable of Tensors \(pass `\.values\(\)`",
+            r"`params` must be an nn\.Module, a mapping name -> Tensor or an iterable of "
+            r"\(name, Tensor\) pairs; got int\.",
+        ),
+        ({"w": None}, TypeError, r"`params\['w'\]` must be a Tensor; got NoneType"),
+        ([("w", 1.0)], TypeError, r"`params\['w'\]` must be a Tensor; got float"),
+        (
+            {"w": torch.ones(2)},
+            ValueError,
+            r"`params\['w'\]` must require grad; got a Tensor of shape \(2,\) "
+            r"with requires_grad=False",
         ),
         ([None], TypeError, r"`params\[0\]` must be a Tensor; got NoneType"),
         (
@@ -196,12 +227,12 @@ def test_loss_jacobian_chunk_size_errors() -> None:
         ValueError,
         match=r"vecgrad\.loss_jacobian: `chunk_size` must be None or a positive int; got 0",
     ):
-        vg.loss_jacobian(w * 2, w, chunk_size=0)
+        vg.loss_jacobian(w * 2, {"w": w}, chunk_size=0)
     with pytest.raises(
         TypeError,
         match=r"vecgrad\.loss_jacobian: `chunk_size` must be None or a positive int; got str",
     ):
-        vg.loss_jacobian(w * 2, w, chunk_size="2")  # type: ignore[arg-type]
+        vg.loss_jacobian(w * 2, {"w": w}, chunk_size="2")  # type: ignore[arg-type]
 
 
 def test_loss_jacobian_retain_graph_must_be_bool() -> None:
@@ -209,23 +240,7 @@ def test_loss_jacobian_retain_graph_must_be_bool() -> None:
     with pytest.raises(
         TypeError, match=r"vecgrad\.loss_jacobian: `retain_graph` must be a bool; got str\."
     ):
-        vg.loss_jacobian(w * 2, w, retain_graph="no")  # type: ignore[arg-type]
-
-
-def test_per_sample_grads_needs_a_sample() -> None:
-    model = mlp(2)
-    with pytest.raises(
-        ValueError,
-        match=r"vecgrad\.per_sample_grads: `inputs` must have at least one sample; "
-        r"got shape \(0, 4\)\.",
-    ):
-        vg.per_sample_grads(model, F.mse_loss, torch.zeros(0, 4, dtype=DTYPE), torch.zeros(0, 2))
-    with pytest.raises(
-        ValueError,
-        match=r"vecgrad\.per_sample_grads: `targets` must have at least one sample; "
-        r"got shape \(0, 2\)\.",
-    ):
-        vg.per_sample_grads(model, F.mse_loss, torch.randn(1, 4, dtype=DTYPE), torch.zeros(0, 2))
+        vg.loss_jacobian(w * 2, {"w": w}, retain_graph="no")  # type: ignore[arg-type]
 
 
 # --- per_sample_grads ---------------------------------------------------------------------
@@ -359,51 +374,58 @@ def test_integer_inputs_for_embeddings() -> None:
     )
 
 
-def test_per_sample_grads_errors() -> None:
-    model = mlp(2)
-    x = torch.randn(4, 4, dtype=DTYPE)
-    y = torch.randn(4, 2, dtype=DTYPE)
-    with pytest.raises(
-        TypeError,
-        match=r"vecgrad\.per_sample_grads: `model` must be a torch\.nn\.Module; got function",
-    ):
-        vg.per_sample_grads(lambda t: t, F.mse_loss, x, y)  # type: ignore[arg-type]
-    with pytest.raises(
-        TypeError, match=r"vecgrad\.per_sample_grads: `loss_fn` must be callable; got str"
-    ):
-        vg.per_sample_grads(model, "mse", x, y)  # type: ignore[arg-type]
-    with pytest.raises(
-        TypeError, match=r"vecgrad\.per_sample_grads: `inputs` must be a Tensor; got list"
-    ):
-        vg.per_sample_grads(model, F.mse_loss, [x], y)  # type: ignore[arg-type]
-    with pytest.raises(
-        TypeError, match=r"vecgrad\.per_sample_grads: `targets` must be a Tensor; got float"
-    ):
-        vg.per_sample_grads(model, F.mse_loss, x, 1.0)  # type: ignore[arg-type]
-    with pytest.raises(
-        ValueError, match=r"`inputs` must have a leading batch dimension; got a 0-dim"
-    ):
-        vg.per_sample_grads(model, F.mse_loss, torch.tensor(1.0), y)
-    with pytest.raises(
-        ValueError,
-        match=r"vecgrad\.per_sample_grads: `inputs` and `targets` must have the same batch size "
-        r"\(first dimension\); got shapes \(4, 4\) and \(3, 2\)",
-    ):
-        vg.per_sample_grads(model, F.mse_loss, x, y[:3])
-    with pytest.raises(
-        ValueError,
-        match=r"vecgrad\.per_sample_grads: `loss_fn` must return a one-element Tensor "
-        r"\(a scalar\); got shape \(1, 2\)",
-    ):
-        vg.per_sample_grads(model, lambda p, t: F.mse_loss(p, t, reduction="none"), x, y)
-    with pytest.raises(
-        TypeError, match=r"vecgrad\.per_sample_grads: `loss_fn` must return a Tensor; got float"
-    ):
-        vg.per_sample_grads(model, lambda p, t: 0.0, x, y)  # type: ignore[arg-type, return-value]
-    frozen = mlp(2).requires_grad_(False)
-    with pytest.raises(
-        ValueError,
-        match=r"vecgrad\.per_sample_grads: `model` must have at least one parameter that "
-        r"requires grad",
-    ):
-        vg.per_sample_grads(frozen, F.mse_loss, x, y)
+X, Y = torch.randn(4, 4, dtype=DTYPE), torch.randn(4, 2, dtype=DTYPE)
+FROZEN = mlp(2).requires_grad_(False)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        (
+            (lambda t: t, F.mse_loss, X, Y),
+            TypeError,
+            r"`model` must be a torch\.nn\.Module; got function",
+        ),
+        ((None, "mse", X, Y), TypeError, r"`loss_fn` must be callable; got str"),
+        ((None, F.mse_loss, [X], Y), TypeError, r"`inputs` must be a Tensor; got list"),
+        ((None, F.mse_loss, X, 1.0), TypeError, r"`targets` must be a Tensor; got float"),
+        (
+            (None, F.mse_loss, torch.tensor(1.0), Y),
+            ValueError,
+            r"`inputs` must have a leading batch dimension; got a 0-dim",
+        ),
+        (
+            (None, F.mse_loss, torch.zeros(0, 4, dtype=DTYPE), torch.zeros(0, 2)),
+            ValueError,
+            r"`inputs` must have at least one sample; got shape \(0, 4\)\.",
+        ),
+        (
+            (None, F.mse_loss, X[:1], torch.zeros(0, 2)),
+            ValueError,
+            r"`targets` must have at least one sample; got shape \(0, 2\)\.",
+        ),
+        (
+            (None, F.mse_loss, X, Y[:3]),
+            ValueError,
+            r"`inputs` and `targets` must have the same batch size \(first dimension\); "
+            r"got shapes \(4, 4\) and \(3, 2\)",
+        ),
+        (
+            (None, lambda p, t: F.mse_loss(p, t, reduction="none"), X, Y),
+            ValueError,
+            r"`loss_fn` must return a one-element Tensor \(a scalar\); got shape \(1, 2\)",
+        ),
+        ((None, lambda p, t: 0.0, X, Y), TypeError, r"`loss_fn` must return a Tensor; got float"),
+        (
+            (FROZEN, F.mse_loss, X, Y),
+            ValueError,
+            r"`model` must have at least one parameter that requires grad",
+        ),
+    ],
+)
+def test_per_sample_grads_errors(
+    args: tuple[object, ...], error: type[Exception], match: str
+) -> None:
+    model, *rest = args
+    with pytest.raises(error, match=r"vecgrad\.per_sample_grads: " + match):
+        vg.per_sample_grads(mlp(2) if model is None else model, *rest)  # type: ignore[arg-type]

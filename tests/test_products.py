@@ -150,43 +150,49 @@ def test_vjp_cotangent_errors(v: object, error: type[Exception], match: str) -> 
 
 
 @pytest.mark.parametrize(
-    ("inputs", "tangents", "error", "match"),
+    ("inputs", "v", "error", "match"),
     [
         (
             torch.randn(3),
             torch.ones(2),
             ValueError,
-            r"`tangents` must have the shape of `inputs`, \(3,\); got \(2,\)",
+            r"`v` must have the shape of `inputs`, \(3,\); got \(2,\)",
         ),
         (
             torch.randn(3),
             (torch.ones(3),),
             TypeError,
-            r"`tangents` must be a Tensor, like `inputs`; got tuple",
+            r"`v` must be a Tensor, like `inputs`; got tuple",
         ),
         (
             (torch.randn(3), torch.randn(2)),
             torch.ones(3),
             TypeError,
-            r"`tangents` must be a tuple of 2 Tensors, like `inputs`; got Tensor",
+            r"`v` must be a tuple of 2 Tensors, like `inputs`; got Tensor",
         ),
         (
             (torch.randn(3), torch.randn(2)),
             (torch.ones(3),),
             ValueError,
-            r"`tangents` must have one Tensor per element of `inputs` \(2\); got 1",
+            r"`v` must have one Tensor per element of `inputs` \(2\); got 1",
         ),
         (
             (torch.randn(3), torch.randn(2)),
             (torch.ones(3), torch.ones(3)),
             ValueError,
-            r"`tangents\[1\]` must have the shape of `inputs\[1\]`, \(2,\); got \(3,\)",
+            r"`v\[1\]` must have the shape of `inputs\[1\]`, \(2,\); got \(3,\)",
+        ),
+        (
+            (torch.randn(3), torch.randn(3)),
+            (torch.ones(3),) * 3,
+            ValueError,
+            r"`v` must have one Tensor per element of `inputs` \(2\); got 3",
         ),
         (
             (torch.randn(3), torch.randn(2)),
             (torch.ones(3), None),
             TypeError,
-            r"`tangents\[1\]` must be a Tensor; got NoneType",
+            r"`v\[1\]` must be a Tensor; got NoneType",
         ),
         (
             [torch.randn(3)],
@@ -202,11 +208,13 @@ def test_vjp_cotangent_errors(v: object, error: type[Exception], match: str) -> 
         ),
     ],
 )
-def test_jvp_tangent_errors(
-    inputs: object, tangents: object, error: type[Exception], match: str
+@pytest.mark.parametrize("name", ["jvp", "hvp"])
+def test_vector_must_match_inputs(
+    name: str, inputs: object, v: object, error: type[Exception], match: str
 ) -> None:
-    with pytest.raises(error, match=r"vecgrad\.jvp: " + match):
-        vg.jvp(lambda *a: a[0] * 2, inputs, tangents)  # type: ignore[arg-type]
+    # jvp and hvp take a vector v shaped like the inputs, checked alike.
+    with pytest.raises(error, match=rf"vecgrad\.{name}: " + match):
+        getattr(vg, name)(lambda *a: sum(t.sum() for t in a), inputs, v)
 
 
 @pytest.mark.parametrize("name", ["vjp", "jvp"])
@@ -224,6 +232,29 @@ def test_func_errors(name: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("v", "error", "match"),
+    [
+        (
+            torch.ones(3),
+            TypeError,
+            r"`v` must have dtype torch\.float64 like `inputs`; got torch\.float32\.",
+        ),
+        (
+            torch.ones(3, dtype=DTYPE, device="meta"),
+            ValueError,
+            r"`v` must be on device cpu like `inputs`; got meta\.",
+        ),
+    ],
+)
+@pytest.mark.parametrize("name", ["jvp", "hvp"])
+def test_vector_dtype_and_device_must_match(
+    name: str, v: torch.Tensor, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=rf"vecgrad\.{name}: " + match):
+        getattr(vg, name)(torch.sum, torch.randn(3, dtype=DTYPE), v)
+
+
+@pytest.mark.parametrize(
     ("call", "error", "match"),
     [
         (
@@ -238,24 +269,15 @@ def test_func_errors(name: str) -> None:
             r"vecgrad\.vjp: `v` must be on device cpu like `func\(inputs\)`; got meta\.",
         ),
         (
-            lambda x: vg.jvp(torch.sin, x, torch.ones(3)),
-            TypeError,
-            r"vecgrad\.jvp: `tangents` must have dtype torch\.float64 like `inputs`; "
-            r"got torch\.float32\.",
-        ),
-        (
-            lambda x: vg.jvp(torch.sin, x, torch.ones(3, dtype=DTYPE, device="meta")),
-            ValueError,
-            r"vecgrad\.jvp: `tangents` must be on device cpu like `inputs`; got meta\.",
-        ),
-        (
             lambda x: vg.jvp(torch.add, (x, x.float()), (torch.ones(3, dtype=DTYPE),) * 2),
             TypeError,
-            r"vecgrad\.jvp: `tangents\[1\]` must have dtype torch\.float32 like `inputs\[1\]`; "
+            r"vecgrad\.jvp: `v\[1\]` must have dtype torch\.float32 like `inputs\[1\]`; "
             r"got torch\.float64\.",
         ),
     ],
 )
-def test_vector_dtype_and_device_must_match(call: Any, error: type[Exception], match: str) -> None:
+def test_vjp_and_tuple_vector_dtype_and_device_must_match(
+    call: Any, error: type[Exception], match: str
+) -> None:
     with pytest.raises(error, match=match):
         call(torch.randn(3, dtype=DTYPE))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -14,16 +15,26 @@ def spans(size: int, chunk_size: int | None) -> list[tuple[int, int]]:
     return [(start, min(start + step, size)) for start in range(0, size, step)]
 
 
-def basis_block(start: int, stop: int, offset: int, size: int, like: Tensor) -> Tensor:
-    """Rows ``start:stop`` and columns ``offset:offset + size`` of an identity matrix.
+def one_hots(
+    start: int,
+    stop: int,
+    offset: int,
+    shape: Sequence[int],
+    like: Tensor,
+    batch: int | None = None,
+) -> Tensor:
+    """Directions ``e_start, ..., e_(stop - 1)``, shape ``(stop - start, *shape)``.
 
-    These are standard basis vectors of a concatenation of flattened tensors, cut to one
-    tensor's columns; ``like`` gives the dtype and device.
+    They are standard basis vectors of a concatenation of flattened tensors, cut to the
+    ``prod(shape)`` columns of the one that starts at ``offset``. With ``batch``, each is
+    repeated in ``batch`` rows: shape ``(stop - start, batch, *shape)``. ``like`` gives the dtype
+    and device.
     """
-    block = torch.zeros(stop - start, size, dtype=like.dtype, device=like.device)
+    block = zeros(like, (stop - start, math.prod(shape)))
     # Row r is e_(start + r), which is one in column start + r - offset of this block.
     block.diagonal(start - offset).fill_(1)
-    return block
+    block = block.view(stop - start, *shape)
+    return block if batch is None else block.unsqueeze(1).expand(stop - start, batch, *shape)
 
 
 def offsets(sizes: Sequence[int]) -> list[int]:
@@ -39,10 +50,10 @@ def cat(pieces: Sequence[Tensor], dim: int = 0) -> Tensor:
     return pieces[0] if len(pieces) == 1 else torch.cat(tuple(pieces), dim=dim)
 
 
-def zero_blocks(
-    out_shape: Sequence[int], in_shapes: Sequence[Sequence[int]], like: Tensor
-) -> tuple[Tensor, ...]:
-    """Jacobian blocks ``out_shape + in_shape`` of zeros, for outputs or inputs without elements."""
-    return tuple(
-        torch.zeros(*out_shape, *shape, dtype=like.dtype, device=like.device) for shape in in_shapes
-    )
+def zeros(like: Tensor, *shapes: Sequence[int]) -> Tensor:
+    """Zeros of shape ``shapes[0] + shapes[1] + ...`` with the dtype and device of ``like``.
+
+    The one way blocks of zeros are built: for outputs or inputs without elements, and for
+    tensors the result does not depend on.
+    """
+    return torch.zeros([n for shape in shapes for n in shape], dtype=like.dtype, device=like.device)

@@ -7,17 +7,9 @@ from typing import cast, overload
 import torch
 from torch import Tensor
 
-from vecgrad._basis import zero_blocks
-from vecgrad._checks import (
-    Func,
-    TensorOrTensors,
-    check_callable,
-    check_scalar_output,
-    match_vectors,
-    owned,
-    prepare_inputs,
-    restore,
-)
+from vecgrad._api import Call, Func, TensorOrTensors, public
+from vecgrad._arguments import scalar_output
+from vecgrad._basis import zeros
 from vecgrad._compat import ensure_forward_ad
 
 
@@ -27,6 +19,7 @@ def hessian(func: Func, inputs: Tensor) -> Tensor: ...
 def hessian(func: Func, inputs: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], ...]: ...
 
 
+@public
 def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor, ...], ...]:
     r"""Hessian of a scalar function ``func`` at ``inputs``.
 
@@ -55,7 +48,7 @@ def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor,
         If ``func`` is not callable or does not return a real floating-point Tensor, or if
         ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype.
     ValueError
-        If ``func`` returns more than one element.
+        If ``func`` returns more than one element, or ``inputs`` is an empty tuple.
 
     Notes
     -----
@@ -79,33 +72,32 @@ def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor,
     tensor([[2., 1.],
             [1., 2.]])
     """
-    check_callable("hessian", "func", func)
-    xs, is_tuple = prepare_inputs("hessian", inputs)
+    call = Call(func, inputs)
 
     def scalar(*args: Tensor) -> Tensor:
-        return check_scalar_output("hessian", func(*args))
+        return scalar_output(call.func(*args))
 
     # torch.func.hessian fails on inputs without elements, whose blocks are empty anyway.
-    nonempty = tuple(i for i, x in enumerate(xs) if x.numel() > 0)
+    nonempty = tuple(i for i, x in enumerate(call.xs) if x.numel() > 0)
     ensure_forward_ad()
     with torch.no_grad():
         if nonempty:
             hess = cast(
                 "tuple[tuple[Tensor, ...], ...]",
-                torch.func.hessian(scalar, nonempty)(*xs),
+                torch.func.hessian(scalar, nonempty)(*call.xs),
             )
         else:
-            scalar(*xs)  # still check what func returns
+            scalar(*call.xs)  # still check what func returns
     rows = tuple(
         tuple(
-            hess[nonempty.index(i)][nonempty.index(j)]
+            call.own(hess[nonempty.index(i)][nonempty.index(j)])
             if i in nonempty and j in nonempty
-            else zero_blocks(xi.shape, [xj.shape], xi)[0]
-            for j, xj in enumerate(xs)
+            else zeros(xi, xi.shape, xj.shape)
+            for j, xj in enumerate(call.xs)
         )
-        for i, xi in enumerate(xs)
+        for i, xi in enumerate(call.xs)
     )
-    return rows if is_tuple else rows[0][0]
+    return rows if call.is_tuple else rows[0][0]
 
 
 @overload
@@ -116,6 +108,7 @@ def hvp(
 ) -> tuple[Tensor, tuple[Tensor, ...]]: ...
 
 
+@public
 def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor, TensorOrTensors]:
     r"""Hessian-vector product :math:`H v` of a scalar function, without forming :math:`H`.
 
@@ -147,8 +140,8 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
         if ``v`` is a Tensor where ``inputs`` is a tuple (or the reverse), or if a dtype in ``v``
         differs from its input's.
     ValueError
-        If ``func`` returns more than one element, or ``v`` does not match ``inputs`` in length,
-        shape or device.
+        If ``func`` returns more than one element, ``inputs`` is an empty tuple, or ``v`` does
+        not match ``inputs`` in length, shape or device.
 
     Notes
     -----
@@ -171,22 +164,19 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     >>> Hv
     tensor([ 6., 12.])
     """
-    check_callable("hvp", "func", func)
-    xs, is_tuple = prepare_inputs("hvp", inputs)
-    vs = match_vectors("hvp", "v", v, xs, is_tuple, "inputs")
+    call = Call(func, inputs)
+    vs = call.vectors("v", v)
 
     def scalar_and_value(*args: Tensor) -> tuple[Tensor, Tensor]:
-        output = func(*args)
-        return check_scalar_output("hvp", output), output
+        output = call.func(*args)
+        return scalar_output(output), output
 
     # Gradient as a function of the inputs, returning func's own output as auxiliary data.
-    grad_fn = torch.func.grad(scalar_and_value, argnums=tuple(range(len(xs))), has_aux=True)
+    grad_fn = torch.func.grad(scalar_and_value, argnums=tuple(range(len(vs))), has_aux=True)
     ensure_forward_ad()
     with torch.no_grad():
         _, hv, output = cast(
             "tuple[tuple[Tensor, ...], tuple[Tensor, ...], Tensor]",
-            torch.func.jvp(grad_fn, xs, vs, has_aux=True),
+            torch.func.jvp(grad_fn, call.xs, vs, has_aux=True),
         )
-    # For a quadratic like (t**2).sum() / 2, torch returns the caller's `v` itself as H v.
-    caller = (*xs, *vs)
-    return owned(output, *caller), restore(tuple(owned(h, *caller) for h in hv), is_tuple)
+    return call.own(output), call.restore(hv)

@@ -2,62 +2,73 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import cast, overload
 
 import torch
 from torch import Tensor
 
-from vecgrad._auto import known_size, remember_size
-from vecgrad._basis import basis_block, cat, offsets, spans, zero_blocks
-from vecgrad._checks import (
-    Func,
-    TensorOrTensors,
-    check_callable,
-    check_chunk_size,
-    check_output,
-    check_strategy,
-    checked,
-    error,
-    fmt_shape,
-    item_name,
-    numel,
-    prepare_inputs,
-    restore,
-    unshared,
-)
+from vecgrad._api import Call, Func, TensorOrTensors, public
+from vecgrad._arguments import BadValue, check_choice, fmt_shape, positive_int
+from vecgrad._basis import cat, offsets, one_hots, spans, zeros
 from vecgrad._compat import ensure_forward_ad
 
 _STRATEGIES = ("auto", "reverse", "forward", "loop")
-_BATCH_STRATEGIES = ("auto", "reverse", "forward")
 # batch_jacobian's 'auto' takes forward mode only when an output row has more than this many times
 # the elements of an input row (see its Notes).
-_FORWARD_RATIO = 2
+_BATCH_FORWARD_RATIO = 2
+_CHUNK = "None or a positive int"
 
 VjpFn = Callable[[Tensor], tuple[Tensor, ...]]
 
 
+def _rows(x: Tensor, batch: int | None) -> torch.Size:
+    """Shape of what one Jacobian block is taken of: all of ``x``, or one row of a batch."""
+    return x.shape if batch is None else x.shape[1:]
+
+
+def _forward_wins(
+    out_shape: Sequence[int], in_shapes: Sequence[Sequence[int]], batch: int | None
+) -> bool:
+    """The rule of ``strategy='auto'``: whether forward mode beats reverse mode.
+
+    A pure function of shapes, so every call with the same shapes makes the same choice.
+    Reverse mode costs one VJP per output element ``m``, forward mode one JVP per input element
+    ``n``: forward mode wins when ``m > n``. For per-sample Jacobians (``batch``), ``m`` and
+    ``n`` count one row, and forward mode needs ``m > 2 n`` as a vectorised JVP on a batch costs
+    up to about twice a vectorised VJP (measured in ``benchmarks/bench.py``).
+    """
+    ratio = 1 if batch is None else _BATCH_FORWARD_RATIO
+    return math.prod(out_shape) > ratio * sum(math.prod(s) for s in in_shapes)
+
+
 def _reverse(
-    output: Tensor, vjp_fn: VjpFn, xs: tuple[Tensor, ...], chunk_size: int | None
+    output: Tensor, vjp_fn: VjpFn, xs: tuple[Tensor, ...], chunk_size: int | None, batch: int | None
 ) -> tuple[Tensor, ...]:
-    """Rows of the Jacobian: vectorised VJPs with one-hot cotangents (what jacrev does)."""
-    m = output.numel()
+    """Rows of the Jacobian: vectorised VJPs with one-hot cotangents (what jacrev does).
+
+    With ``batch``, the rows of per-sample Jacobians: cotangent ``k`` is the one-hot ``e_k`` of
+    an output row repeated in every row; as row ``b`` of the output depends only on row ``b`` of
+    the inputs, row ``b`` of its VJP is row ``k`` of sample ``b``'s Jacobian.
+    """
+    row, shapes = _rows(output, batch), [_rows(x, batch) for x in xs]
+    m = math.prod(row)
     if m == 0:
-        return zero_blocks(output.shape, [x.shape for x in xs], output)
-    pieces = []
-    for start, stop in spans(m, chunk_size):
-        basis = basis_block(start, stop, 0, m, output).view(stop - start, *output.shape)
-        pieces.append(torch.func.vmap(vjp_fn)(basis))
-    # pieces[c][i] has shape (rows in chunk c, *xs[i].shape)
-    # unshared(): the reshape can return a view with stride 0 (e.g. of the identity's VJPs).
+        return tuple(zeros(output, output.shape, shape) for shape in shapes)
+    pieces = [
+        torch.func.vmap(vjp_fn)(one_hots(start, stop, 0, row, output, batch))
+        for start, stop in spans(m, chunk_size)
+    ]
+    # pieces[c][i] has shape (rows in chunk c, [batch,] *shapes[i]); movedim is a view.
     return tuple(
-        unshared(cat(rows).reshape(output.shape + x.shape))
-        for rows, x in zip(zip(*pieces, strict=True), xs, strict=True)
+        (cat(rows) if batch is None else cat(rows).movedim(0, 1)).reshape(output.shape + shape)
+        for rows, shape in zip(zip(*pieces, strict=True), shapes, strict=True)
     )
 
 
 def _forward(
-    func: Func, xs: tuple[Tensor, ...], chunk_size: int | None, batch: int | None = None
+    func: Func, xs: tuple[Tensor, ...], chunk_size: int | None, batch: int | None
 ) -> tuple[Tensor, ...]:
     """Columns of the Jacobian: vectorised JVPs with one-hot tangents (what jacfwd does).
 
@@ -65,32 +76,30 @@ def _forward(
     of an input row repeated in every row, so one JVP gives column ``j`` for all samples.
     """
     ensure_forward_ad()
-    shapes = [x.shape if batch is None else x.shape[1:] for x in xs]
-    sizes = [numel(shape) for shape in shapes]
+    shapes = [_rows(x, batch) for x in xs]
+    sizes = [math.prod(shape) for shape in shapes]
     n = sum(sizes)
     if n == 0:
         output = func(*xs)
-        return zero_blocks(output.shape, shapes, output)
+        return tuple(zeros(output, output.shape, shape) for shape in shapes)
     starts = offsets(sizes)
 
     def column(*tangents: Tensor) -> Tensor:
         return cast(Tensor, torch.func.jvp(func, xs, tangents)[1])
 
-    def tangent(start: int, stop: int, i: int) -> Tensor:
-        block = basis_block(start, stop, starts[i], sizes[i], xs[i]).view(stop - start, *shapes[i])
-        return (
-            block if batch is None else block.unsqueeze(1).expand(stop - start, batch, *shapes[i])
-        )
-
     pieces = [
-        torch.func.vmap(column)(*(tangent(start, stop, i) for i in range(len(xs))))
+        torch.func.vmap(column)(
+            *(
+                one_hots(start, stop, off, shape, x, batch)
+                for off, shape, x in zip(starts, shapes, xs, strict=True)
+            )
+        )
         for start, stop in spans(n, chunk_size)
     ]
     columns = cat(pieces)  # (n, *output.shape)
     out_shape = columns.shape[1:]
-    # unshared(): the reshape can return a view with stride 0 (e.g. of an expanded output).
     return tuple(
-        unshared(columns[off : off + size].movedim(0, -1).reshape(out_shape + shape))
+        columns[off : off + size].movedim(0, -1).reshape(out_shape + shape)
         for shape, off, size in zip(shapes, starts, sizes, strict=True)
     )
 
@@ -102,25 +111,36 @@ def _loop(func: Func, xs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         output = func(*leaves)
     m = output.numel()
     if m == 0 or not output.requires_grad:
-        return zero_blocks(output.shape, [x.shape for x in xs], output)
+        return tuple(zeros(output, output.shape, x.shape) for x in xs)
     rows: list[list[Tensor]] = [[] for _ in xs]
     for k in range(m):
-        one_hot = torch.zeros(m, dtype=output.dtype, device=output.device)
-        one_hot[k] = 1
+        one_hot = one_hots(k, k + 1, 0, output.shape, output)[0]
         grads = torch.autograd.grad(
-            output, leaves, one_hot.view(output.shape), retain_graph=k < m - 1, allow_unused=True
+            output, leaves, one_hot, retain_graph=k < m - 1, allow_unused=True
         )
         for acc, g, x in zip(rows, grads, xs, strict=True):
-            acc.append(torch.zeros_like(x) if g is None else g)
+            acc.append(zeros(x, x.shape) if g is None else g)
     return tuple(
         torch.stack(r).reshape(output.shape + x.shape) for r, x in zip(rows, xs, strict=True)
     )
 
 
-def _known_wide(func: Func, kind: str, xs: tuple[Tensor, ...], in_size: int) -> bool:
-    """Whether ``func`` is remembered to have more outputs than inputs: forward mode wins."""
-    out_size = known_size(func, kind, xs)
-    return out_size is not None and out_size > in_size
+def _jacobian(
+    func: Func, xs: tuple[Tensor, ...], strategy: str, chunk_size: int | None, batch: int | None
+) -> tuple[Tensor, ...]:
+    """The vectorised strategies of :func:`jacobian` and :func:`batch_jacobian`.
+
+    ``'auto'`` learns the output's shape from an evaluation under :func:`torch.func.vjp`, which
+    reverse mode reuses, then applies :func:`_forward_wins`.
+    """
+    with torch.no_grad():
+        if strategy == "forward":
+            return _forward(func, xs, chunk_size, batch)
+        output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(func, *xs))
+        in_shapes = [_rows(x, batch) for x in xs]
+        if strategy == "auto" and _forward_wins(_rows(output, batch), in_shapes, batch):
+            return _forward(func, xs, chunk_size, batch)
+        return _reverse(output, vjp_fn, xs, chunk_size, batch)
 
 
 @overload
@@ -133,6 +153,7 @@ def jacobian(
 ) -> tuple[Tensor, ...]: ...
 
 
+@public
 def jacobian(
     func: Func,
     inputs: TensorOrTensors,
@@ -177,8 +198,8 @@ def jacobian(
         ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, if
         ``strategy`` is not a string or ``chunk_size`` not an int.
     ValueError
-        If ``strategy`` is unknown, ``chunk_size < 1``, or ``chunk_size`` is given with
-        ``strategy='loop'``.
+        If ``inputs`` is an empty tuple, ``strategy`` is unknown, ``chunk_size < 1``, or
+        ``chunk_size`` is given with ``strategy='loop'``.
 
     Notes
     -----
@@ -186,12 +207,11 @@ def jacobian(
     Row :math:`i` is the VJP :math:`e_i^\top J` and column :math:`j` the JVP :math:`J e_j`, so
     reverse mode needs :math:`m` VJPs and forward mode :math:`n` JVPs, each vectorised with
     :func:`torch.func.vmap`. ``'auto'`` picks reverse mode when :math:`m \le n` and forward
-    mode otherwise, where :math:`n` counts the elements of all inputs. As :math:`m` is only
-    known once ``func`` has run, ``'auto'`` (like ``'reverse'``) first evaluates ``func`` under
-    :func:`torch.func.vjp` and reuses that evaluation for reverse mode. When forward mode wins,
-    that evaluation is extra, so :math:`m` is remembered for this ``func`` object and these
-    input shapes (without keeping ``func`` alive) and later calls go straight to forward mode.
-    The memory only steers the choice, never the result.
+    mode otherwise, where :math:`n` counts the elements of all inputs: a rule on shapes alone,
+    so the choice is the same on every call with the same shapes, whatever ``func`` is. As
+    :math:`m` is only known once ``func`` has run, ``'auto'`` (like ``'reverse'``) first
+    evaluates ``func`` under :func:`torch.func.vjp` and reuses that evaluation for reverse
+    mode; when forward mode wins, that evaluation is one extra call of ``func``.
 
     See Also
     --------
@@ -208,104 +228,69 @@ def jacobian(
     >>> torch.allclose(J, torch.diag(torch.cos(x)))
     True
     """
-    check_callable("jacobian", "func", func)
-    xs, is_tuple = prepare_inputs("jacobian", inputs)
-    strategy = check_strategy("jacobian", strategy, _STRATEGIES)
-    chunk_size = check_chunk_size("jacobian", chunk_size)
+    call = Call(func, inputs)
+    strategy = check_choice("strategy", strategy, _STRATEGIES)
+    chunk_size = None if chunk_size is None else positive_int("chunk_size", chunk_size, _CHUNK)
     if strategy == "loop" and chunk_size is not None:
-        raise ValueError(
-            error(
-                "jacobian",
-                "`chunk_size` must be None with strategy='loop', which computes one row at a "
-                f"time; got {chunk_size}.",
-            )
+        raise BadValue(
+            "`chunk_size` must be None with strategy='loop', which computes one row at a "
+            f"time; got {chunk_size}."
         )
-    f = checked("jacobian", func)
-    n = sum(x.numel() for x in xs)
-    with torch.no_grad():
-        if strategy == "loop":
-            jac = _loop(f, xs)
-        elif strategy == "forward" or (strategy == "auto" and _known_wide(func, "jacobian", xs, n)):
-            jac = _forward(f, xs, chunk_size)
-        else:
-            output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(f, *xs))
-            remember_size(func, "jacobian", xs, output.numel())
-            if strategy == "auto" and output.numel() > n:
-                jac = _forward(f, xs, chunk_size)
-            else:
-                jac = _reverse(output, vjp_fn, xs, chunk_size)
-    return restore(jac, is_tuple)
+    if strategy == "loop":
+        with torch.no_grad():
+            return call.restore(_loop(call.func, call.xs))
+    return call.restore(_jacobian(call.func, call.xs, strategy, chunk_size, None))
 
 
-def _check_batch(xs: tuple[Tensor, ...], is_tuple: bool) -> int:
+def _batch_size(call: Call) -> int:
     """Check that every input has a leading batch dimension of one common size; return it."""
-    for i, x in enumerate(xs):
+    for i, x in enumerate(call.xs):
         if x.dim() == 0:
-            raise ValueError(
-                error(
-                    "batch_jacobian",
-                    f"`{item_name('inputs', i, is_tuple)}` must have a leading batch dimension; "
-                    "got a 0-dim Tensor.",
-                )
+            raise BadValue(
+                f"`{call.name('inputs', i)}` must have a leading batch dimension; "
+                "got a 0-dim Tensor."
             )
-    if any(x.shape[0] != xs[0].shape[0] for x in xs):
-        shapes = ", ".join(fmt_shape(x.shape) for x in xs)
-        raise ValueError(
-            error(
-                "batch_jacobian",
-                f"every Tensor in `inputs` must have the same batch size (first dimension); "
-                f"got shapes {shapes}.",
-            )
+    if any(x.shape[0] != call.xs[0].shape[0] for x in call.xs):
+        shapes = ", ".join(fmt_shape(x.shape) for x in call.xs)
+        raise BadValue(
+            "every Tensor in `inputs` must have the same batch size (first dimension); "
+            f"got shapes {shapes}."
         )
-    return xs[0].shape[0]
+    return call.xs[0].shape[0]
 
 
-def _batch_checked(func: Func, batch: int) -> Func:
-    def wrapped(*args: Tensor) -> Tensor:
-        output = check_output("batch_jacobian", func(*args))
+def _rowwise(func: Func, batch: int) -> Func:
+    """``func``, checked to return a Tensor whose first dimension is the batch size."""
+
+    def checked(*args: Tensor) -> Tensor:
+        output = func(*args)
         if output.dim() == 0 or output.shape[0] != batch:
-            raise ValueError(
-                error(
-                    "batch_jacobian",
-                    "`func` must return a Tensor whose first dimension is the batch size "
-                    f"N = {batch}; got shape {fmt_shape(output.shape)}.",
-                )
+            raise BadValue(
+                "`func` must return a Tensor whose first dimension is the batch size "
+                f"N = {batch}; got shape {fmt_shape(output.shape)}."
             )
         return output
 
-    return wrapped
+    return checked
 
 
-def _batch_reverse(
-    output: Tensor, vjp_fn: VjpFn, xs: tuple[Tensor, ...], batch: int
-) -> tuple[Tensor, ...]:
-    row_shape = output.shape[1:]
-    m = numel(row_shape)
-    if m == 0:
-        return zero_blocks(output.shape, [x.shape[1:] for x in xs], output)
-    # Cotangent k is the one-hot e_k in every row at once: since row b of the output depends
-    # only on row b of the inputs, row b of the VJP is row k of sample b's Jacobian.
-    basis = torch.eye(m, dtype=output.dtype, device=output.device)
-    basis = basis.view(m, 1, *row_shape).expand(m, batch, *row_shape)
-    grads = torch.func.vmap(vjp_fn)(basis)  # each (m, N, *x.shape[1:])
-    # unshared(): the VJPs of e.g. t + 1 are the expanded basis itself, with stride 0. The
-    # movedim is a view: like jacrev, the blocks are returned without a copy when possible.
-    return tuple(
-        unshared(g.movedim(0, 1).reshape(output.shape + x.shape[1:]))
-        for g, x in zip(grads, xs, strict=True)
-    )
-
-
-@overload
-def batch_jacobian(func: Func, inputs: Tensor, *, strategy: str = ...) -> Tensor: ...
 @overload
 def batch_jacobian(
-    func: Func, inputs: tuple[Tensor, ...], *, strategy: str = ...
+    func: Func, inputs: Tensor, *, strategy: str = ..., chunk_size: int | None = ...
+) -> Tensor: ...
+@overload
+def batch_jacobian(
+    func: Func, inputs: tuple[Tensor, ...], *, strategy: str = ..., chunk_size: int | None = ...
 ) -> tuple[Tensor, ...]: ...
 
 
+@public
 def batch_jacobian(
-    func: Func, inputs: TensorOrTensors, *, strategy: str = "auto"
+    func: Func,
+    inputs: TensorOrTensors,
+    *,
+    strategy: str = "auto",
+    chunk_size: int | None = None,
 ) -> TensorOrTensors:
     r"""Per-sample Jacobians of a function that maps a batch row by row.
 
@@ -325,6 +310,9 @@ def batch_jacobian(
         vectorised JVP per element of an input row (all inputs together); ``'auto'`` (default)
         uses ``'forward'`` only when an output row has more than twice as many elements as an
         input row (summed over the inputs), else ``'reverse'``.
+    chunk_size : int, optional
+        Largest number of VJPs (``'reverse'``) or JVPs (``'forward'``) computed at once, to
+        bound memory; by default all at once.
 
     Returns
     -------
@@ -337,11 +325,12 @@ def batch_jacobian(
     ------
     TypeError
         If ``func`` is not callable or does not return a real floating-point Tensor, if
-        ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, or if
-        ``strategy`` is not a string.
+        ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, if
+        ``strategy`` is not a string or ``chunk_size`` not an int.
     ValueError
-        If ``strategy`` is unknown, an input is 0-dim, the inputs' batch sizes differ, or the
-        output's first dimension is not the batch size.
+        If ``inputs`` is an empty tuple or holds a 0-dim Tensor or Tensors of different batch
+        sizes, ``func``'s output's first dimension is not the batch size, ``strategy`` is
+        unknown or ``chunk_size < 1``.
 
     Notes
     -----
@@ -352,9 +341,9 @@ def batch_jacobian(
     every row) and forward mode one JVP per element of an input row (tangent :math:`e_j`
     repeated in every row). The work is that of ``out_row`` backward passes (or ``in_row``
     forward passes) through the batch, vectorised into one call, rather than ``N`` times as
-    many for a loop over samples. ``'auto'`` learns the output size as
-    :func:`jacobian` does: from an evaluation under :func:`torch.func.vjp` that reverse mode
-    reuses, remembered per ``func`` object and input shapes. Its threshold is twice, not once,
+    many for a loop over samples. ``'auto'`` learns the output row's size as :func:`jacobian`
+    does, from an evaluation under :func:`torch.func.vjp` that reverse mode reuses, and so
+    makes the same choice on every call with the same shapes. Its threshold is twice, not once,
     the input row's size because on batches a vectorised JVP was measured to cost up to about
     twice a vectorised VJP (``benchmarks/bench.py``: for MLP rows of 4 -> 5 and 8 -> 9 elements
     reverse mode was 1.4 and 1.9 times faster, and the two were even at 2 -> 4).
@@ -376,23 +365,8 @@ def batch_jacobian(
             [[6., 0.],
              [0., 8.]]])
     """
-    check_callable("batch_jacobian", "func", func)
-    xs, is_tuple = prepare_inputs("batch_jacobian", inputs)
-    strategy = check_strategy("batch_jacobian", strategy, _BATCH_STRATEGIES)
-    batch = _check_batch(xs, is_tuple)
-    f = _batch_checked(func, batch)
-    in_row = sum(numel(x.shape[1:]) for x in xs)
-    with torch.no_grad():
-        if strategy == "forward" or (
-            strategy == "auto" and _known_wide(func, "batch_jacobian", xs, _FORWARD_RATIO * in_row)
-        ):
-            jac = _forward(f, xs, None, batch)
-        else:
-            output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(f, *xs))
-            out_row = numel(output.shape[1:])
-            remember_size(func, "batch_jacobian", xs, out_row)
-            if strategy == "auto" and out_row > _FORWARD_RATIO * in_row:
-                jac = _forward(f, xs, None, batch)
-            else:
-                jac = _batch_reverse(output, vjp_fn, xs, batch)
-    return restore(jac, is_tuple)
+    call = Call(func, inputs)
+    strategy = check_choice("strategy", strategy, _STRATEGIES[:-1])
+    chunk_size = None if chunk_size is None else positive_int("chunk_size", chunk_size, _CHUNK)
+    batch = _batch_size(call)
+    return call.restore(_jacobian(_rowwise(call.func, batch), call.xs, strategy, chunk_size, batch))

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import overload
 
 import torch
 from torch import Tensor
 
-from vecgrad._checks import (
-    Func,
-    TensorOrTensors,
-    check_callable,
-    checked,
-    error,
-    item_name,
-    prepare_inputs,
-    restore,
-)
-
-
-def _check_eps(eps: object) -> float | None:
-    if eps is None:
-        return None
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-        raise TypeError(
-            error(
-                "numerical_jacobian",
-                f"`eps` must be None or a positive float; got {type(eps).__name__}.",
-            )
-        )
-    if not (math.isfinite(eps) and eps > 0):
-        raise ValueError(
-            error("numerical_jacobian", f"`eps` must be None or a positive float; got {eps}.")
-        )
-    return float(eps)
+from vecgrad._api import Call, Func, TensorOrTensors, public
+from vecgrad._arguments import BadValue, positive_float
+from vecgrad._basis import zeros
 
 
 def _steps(x: Tensor, eps: float | None) -> Tensor:
@@ -51,12 +26,9 @@ def _check_widths(widths: Tensor, x: Tensor, eps: float | None, name: str) -> No
     lost = (widths == 0).nonzero()
     if lost.numel() > 0:
         j = int(lost[0, 0])
-        raise ValueError(
-            error(
-                "numerical_jacobian",
-                f"`eps` = {eps} is lost to rounding at `{name}` element {x[j].item()} "
-                f"({x.dtype}): x + eps == x - eps; pass a larger `eps` or None.",
-            )
+        raise BadValue(
+            f"`eps` = {eps} is lost to rounding at `{name}` element {x[j].item()} "
+            f"({x.dtype}): x + eps == x - eps; pass a larger `eps` or None."
         )
 
 
@@ -68,6 +40,7 @@ def numerical_jacobian(
 ) -> tuple[Tensor, ...]: ...
 
 
+@public
 def numerical_jacobian(
     func: Func, inputs: TensorOrTensors, *, eps: float | None = None
 ) -> TensorOrTensors:
@@ -105,8 +78,9 @@ def numerical_jacobian(
         ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, or if
         ``eps`` is not a number.
     ValueError
-        If ``eps`` is not positive and finite, or so small against an element of ``inputs``
-        that :math:`x_j + h` and :math:`x_j - h` round to the same number.
+        If ``inputs`` is an empty tuple, or ``eps`` is not positive and finite or so small
+        against an element of ``inputs`` that :math:`x_j + h` and :math:`x_j - h` round to the
+        same number.
 
     Notes
     -----
@@ -131,10 +105,9 @@ def numerical_jacobian(
     >>> torch.allclose(J, torch.diag(torch.exp(x)))
     True
     """
-    check_callable("numerical_jacobian", "func", func)
-    xs, is_tuple = prepare_inputs("numerical_jacobian", inputs)
-    step = _check_eps(eps)
-    f = checked("numerical_jacobian", func)
+    call = Call(func, inputs)
+    step = None if eps is None else positive_float("eps", eps, "None or a positive float")
+    xs, f = call.xs, call.func
     jac = []
     with torch.no_grad():
         for i, x in enumerate(xs):
@@ -142,7 +115,7 @@ def numerical_jacobian(
             flat = x.reshape(-1)
             # The steps as represented: (x + h) - (x - h), which is 0 if h is lost to rounding.
             widths = (flat + h) - (flat - h)
-            _check_widths(widths, flat, step, item_name("inputs", i, is_tuple))
+            _check_widths(widths, flat, step, call.name("inputs", i))
             columns = []
             for j in range(x.numel()):
                 plus = x.clone(memory_format=torch.contiguous_format)
@@ -156,5 +129,5 @@ def numerical_jacobian(
                 jac.append(torch.stack(columns, dim=-1).reshape(columns[0].shape + x.shape))
             else:
                 out = f(*xs)
-                jac.append(torch.zeros(out.shape + x.shape, dtype=out.dtype, device=out.device))
-    return restore(tuple(jac), is_tuple)
+                jac.append(zeros(out, out.shape, x.shape))
+    return call.restore(tuple(jac))

@@ -2,102 +2,110 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import cast
+from typing import cast, overload
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from vecgrad._basis import basis_block, cat, spans
-from vecgrad._checks import (
+from vecgrad._api import public
+from vecgrad._arguments import (
+    BadType,
+    BadValue,
+    check_bool,
     check_callable,
-    check_chunk_size,
-    check_scalar_output,
-    error,
+    check_real_floating,
+    check_tensor,
     fmt_shape,
+    positive_int,
+    scalar_output,
 )
+from vecgrad._basis import cat, one_hots, spans, zeros
+
+_CHUNK = "None or a positive int"
+NamedParams = nn.Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]
 
 
-def _check_losses(losses: object) -> Tensor:
-    if not isinstance(losses, Tensor):
-        raise TypeError(
-            error("loss_jacobian", f"`losses` must be a Tensor; got {type(losses).__name__}.")
-        )
+def _losses(losses: object) -> Tensor:
+    """Check that ``losses`` is a non-empty 1-D floating-point Tensor attached to a graph."""
+    losses = check_tensor("losses", losses)
     if losses.dim() != 1 or losses.numel() == 0:
-        raise ValueError(
-            error(
-                "loss_jacobian",
-                "`losses` must be a non-empty 1-D Tensor, one loss per sample; "
-                f"got shape {fmt_shape(losses.shape)}.",
-            )
+        raise BadValue(
+            "`losses` must be a non-empty 1-D Tensor, one loss per sample; "
+            f"got shape {fmt_shape(losses.shape)}."
         )
-    if not losses.dtype.is_floating_point:
-        raise TypeError(
-            error(
-                "loss_jacobian",
-                f"`losses` must have a real floating-point dtype; got {losses.dtype}.",
-            )
-        )
+    check_real_floating("losses", losses)
     if not losses.requires_grad:
-        raise ValueError(
-            error(
-                "loss_jacobian",
-                "`losses` must be attached to an autograd graph (computed from tensors that "
-                "require grad, outside torch.no_grad()); got a Tensor with requires_grad=False.",
-            )
+        raise BadValue(
+            "`losses` must be attached to an autograd graph (computed from tensors that "
+            "require grad, outside torch.no_grad()); got a Tensor with requires_grad=False."
         )
     return losses
 
 
-def _check_params(params: object) -> tuple[Tensor, ...]:
-    if isinstance(params, Tensor):
-        items: tuple[object, ...] = (params,)
+def _trainable(model: nn.Module) -> dict[str, Tensor]:
+    """The parameters of ``model`` that require grad, keyed like ``named_parameters()``."""
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _params(params: object) -> tuple[dict[str, Tensor], bool]:
+    """The tensors to differentiate by name, and whether ``params`` has the deprecated form.
+
+    The deprecated form, a Tensor or an iterable of Tensors, is keyed ``'0'``, ``'1'``, ...
+    """
+    if isinstance(params, nn.Module):
+        items: list[tuple[object, object]] = list(_trainable(params).items())
     elif isinstance(params, Mapping):
-        raise TypeError(
-            error(
-                "loss_jacobian",
-                "`params` must be a Tensor or an iterable of Tensors (pass `.values()` of a "
-                f"mapping); got {type(params).__name__}.",
-            )
-        )
+        items = list(params.items())
+    elif isinstance(params, Tensor):
+        items = [(0, params)]
     elif isinstance(params, Iterable):
-        items = tuple(params)
+        items = list(params)
+        pairs = all(isinstance(i, tuple) and len(i) == 2 and isinstance(i[0], str) for i in items)
+        items = items if pairs and items else list(enumerate(items))
     else:
-        raise TypeError(
-            error(
-                "loss_jacobian",
-                "`params` must be a Tensor or an iterable of Tensors; "
-                f"got {type(params).__name__}.",
-            )
+        raise BadType(
+            "`params` must be an nn.Module, a mapping name -> Tensor or an iterable of "
+            f"(name, Tensor) pairs; got {type(params).__name__}."
         )
     if not items:
-        raise ValueError(
-            error("loss_jacobian", "`params` must contain at least one Tensor; got none.")
-        )
-    for i, p in enumerate(items):
-        if not isinstance(p, Tensor):
-            raise TypeError(
-                error("loss_jacobian", f"`params[{i}]` must be a Tensor; got {type(p).__name__}.")
+        raise BadValue("`params` must contain at least one Tensor; got none.")
+    named = {}
+    for key, value in items:
+        label = f"params[{key!r}]"
+        tensor = named[str(key)] = check_tensor(label, value)
+        if not tensor.requires_grad:
+            raise BadValue(
+                f"`{label}` must require grad; got a Tensor of shape {fmt_shape(tensor.shape)} "
+                "with requires_grad=False."
             )
-        if not p.requires_grad:
-            raise ValueError(
-                error(
-                    "loss_jacobian",
-                    f"`params[{i}]` must require grad; got a Tensor of shape "
-                    f"{fmt_shape(p.shape)} with requires_grad=False.",
-                )
-            )
-    return cast("tuple[Tensor, ...]", items)
+    return named, isinstance(items[0][0], int)
 
 
+@overload
+def loss_jacobian(
+    losses: Tensor, params: NamedParams, *, chunk_size: int | None = ..., retain_graph: bool = ...
+) -> dict[str, Tensor]: ...
+@overload
 def loss_jacobian(
     losses: Tensor,
     params: Tensor | Iterable[Tensor],
     *,
+    chunk_size: int | None = ...,
+    retain_graph: bool = ...,
+) -> tuple[Tensor, ...]: ...
+
+
+@public
+def loss_jacobian(
+    losses: Tensor,
+    params: NamedParams | Tensor | Iterable[Tensor],
+    *,
     chunk_size: int | None = None,
     retain_graph: bool = False,
-) -> tuple[Tensor, ...]:
+) -> dict[str, Tensor] | tuple[Tensor, ...]:
     r"""Jacobian of a vector of losses with respect to parameters: per-sample gradients.
 
     Parameters
@@ -105,8 +113,12 @@ def loss_jacobian(
     losses : Tensor
         Non-empty 1-D Tensor of ``N`` losses (e.g. a loss with ``reduction='none'``), already
         computed and attached to the autograd graph.
-    params : Tensor or iterable of Tensor
-        Tensors that require grad, e.g. ``model.parameters()`` (a generator is consumed once).
+    params : nn.Module, mapping of str to Tensor, or iterable of (str, Tensor)
+        The tensors to differentiate, by name: a module (its parameters that require grad), a
+        mapping such as ``dict(model.named_parameters())``, or pairs such as
+        ``model.named_parameters()`` (a generator is consumed once). Each must require grad.
+        Deprecated: a Tensor or an iterable of Tensors, which gives a tuple and a
+        DeprecationWarning.
     chunk_size : int, optional
         Largest number of losses differentiated at once; by default all ``N``. Memory grows
         with ``chunk_size`` times the memory of one backward pass.
@@ -117,17 +129,18 @@ def loss_jacobian(
 
     Returns
     -------
-    tuple of Tensor
-        One Tensor per parameter, always a tuple (as :func:`torch.autograd.grad`), of shape
+    dict of str to Tensor
+        For each name of ``params``, in its order (for a module, the names of
+        ``named_parameters()``, as :func:`per_sample_grads`), a Tensor of shape
         ``(N, *p.shape)``; row ``i`` is :math:`\partial\,\mathrm{losses}_i / \partial p`. A
         parameter the losses do not depend on gets zeros. Not attached to any graph.
 
     Raises
     ------
     TypeError
-        If ``losses`` is not a floating-point Tensor, ``params`` is not a Tensor or an
-        iterable of Tensors (a mapping is refused: pass its ``.values()``), ``chunk_size``
-        is not an int, or ``retain_graph`` is not a bool.
+        If ``losses`` is not a floating-point Tensor, ``params`` is none of the forms above or
+        holds something other than a Tensor, ``chunk_size`` is not an int, or ``retain_graph``
+        is not a bool.
     ValueError
         If ``losses`` is not a non-empty 1-D Tensor or does not require grad, ``params`` is
         empty or holds a Tensor that does not require grad, or ``chunk_size < 1``.
@@ -155,90 +168,74 @@ def loss_jacobian(
     >>> w = torch.tensor([1.0, 2.0], requires_grad=True)
     >>> x = torch.tensor([[1.0, 0.0], [3.0, 4.0]])
     >>> losses = x @ w
-    >>> (grads,) = vg.loss_jacobian(losses, [w])
-    >>> torch.equal(grads, x)
+    >>> grads = vg.loss_jacobian(losses, {"w": w})
+    >>> torch.equal(grads["w"], x)
     True
     """
-    losses = _check_losses(losses)
-    tensors = _check_params(params)
-    chunk_size = check_chunk_size("loss_jacobian", chunk_size)
-    if not isinstance(retain_graph, bool):
-        raise TypeError(
-            error(
-                "loss_jacobian",
-                f"`retain_graph` must be a bool; got {type(retain_graph).__name__}.",
-            )
+    losses = _losses(losses)
+    named, deprecated = _params(params)
+    chunk_size = None if chunk_size is None else positive_int("chunk_size", chunk_size, _CHUNK)
+    retain_graph = check_bool("retain_graph", retain_graph)
+    if deprecated:
+        warnings.warn(
+            "vecgrad.loss_jacobian: `params` as a Tensor or an iterable of Tensors is deprecated "
+            "and gives a tuple; pass the module, a mapping name -> Tensor or "
+            "model.named_parameters() for a dict keyed by name.",
+            DeprecationWarning,
+            stacklevel=3,  # the caller of the public boundary
         )
-    n = losses.shape[0]
+    n, tensors = losses.shape[0], tuple(named.values())
     chunks = spans(n, chunk_size)
     pieces = []
     for c, (start, stop) in enumerate(chunks):
         grads = torch.autograd.grad(
             losses,
             tensors,
-            grad_outputs=basis_block(start, stop, 0, n, losses),
+            grad_outputs=one_hots(start, stop, 0, (n,), losses),
             retain_graph=retain_graph or c < len(chunks) - 1,
             allow_unused=True,
             is_grads_batched=True,
         )
         pieces.append(
-            tuple(
-                torch.zeros(stop - start, *p.shape, dtype=p.dtype, device=p.device)
-                if g is None
-                else g
+            [
+                zeros(p, (stop - start,), p.shape) if g is None else g
                 for g, p in zip(grads, tensors, strict=True)
-            )
+            ]
         )
-    return tuple(cat(rows) for rows in zip(*pieces, strict=True))
+    rows = tuple(cat(r) for r in zip(*pieces, strict=True))
+    return rows if deprecated else dict(zip(named, rows, strict=True))
 
 
 def _check_model(model: object) -> nn.Module:
     if not isinstance(model, nn.Module):
-        raise TypeError(
-            error(
-                "per_sample_grads",
-                f"`model` must be a torch.nn.Module; got {type(model).__name__}.",
-            )
-        )
+        raise BadType(f"`model` must be a torch.nn.Module; got {type(model).__name__}.")
     for name, module in model.named_modules():
         # Batch statistics mix the samples of a batch: in training mode, or when no running
         # statistics are kept (then they are used in eval mode too).
         if isinstance(module, _BatchNorm) and (module.training or module.running_mean is None):
             state = "in training mode" if module.training else "without running statistics"
-            raise ValueError(
-                error(
-                    "per_sample_grads",
-                    "`model` must not normalise with batch statistics, which make samples "
-                    f"interact; got {type(module).__name__} {state} at "
-                    f"'{name or type(model).__name__}'. Call model.eval() first (with "
-                    "track_running_stats=True), or use GroupNorm or LayerNorm.",
-                )
+            raise BadValue(
+                "`model` must not normalise with batch statistics, which make samples "
+                f"interact; got {type(module).__name__} {state} at "
+                f"'{name or type(model).__name__}'. Call model.eval() first (with "
+                "track_running_stats=True), or use GroupNorm or LayerNorm."
             )
     return model
 
 
-def _check_batch(name: str, value: object) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise TypeError(
-            error("per_sample_grads", f"`{name}` must be a Tensor; got {type(value).__name__}.")
-        )
+def _samples(name: str, value: object) -> Tensor:
+    """Check that ``value`` is a Tensor with a leading batch dimension of at least one sample."""
+    value = check_tensor(name, value)
     if value.dim() == 0:
-        raise ValueError(
-            error(
-                "per_sample_grads",
-                f"`{name}` must have a leading batch dimension; got a 0-dim Tensor.",
-            )
-        )
+        raise BadValue(f"`{name}` must have a leading batch dimension; got a 0-dim Tensor.")
     if value.shape[0] == 0:
-        raise ValueError(
-            error(
-                "per_sample_grads",
-                f"`{name}` must have at least one sample; got shape {fmt_shape(value.shape)}.",
-            )
+        raise BadValue(
+            f"`{name}` must have at least one sample; got shape {fmt_shape(value.shape)}."
         )
     return value.detach()
 
 
+@public
 def per_sample_grads(
     model: nn.Module,
     loss_fn: Callable[[Tensor, Tensor], Tensor],
@@ -277,8 +274,8 @@ def per_sample_grads(
         If ``model`` is not an ``nn.Module``, ``loss_fn`` is not callable or does not return a
         real floating-point Tensor, or ``inputs`` or ``targets`` is not a Tensor.
     ValueError
-        If the model normalises with batch statistics (call ``model.eval()`` or use
-        GroupNorm/LayerNorm), has no parameter that requires grad, ``inputs`` or ``targets``
+        If ``model`` normalises with batch statistics (call ``model.eval()`` or use
+        GroupNorm/LayerNorm) or has no parameter that requires grad, ``inputs`` or ``targets``
         is 0-dim or has no sample, their batch sizes differ, or ``loss_fn`` returns more than
         one element.
 
@@ -314,32 +311,22 @@ def per_sample_grads(
             [[12., 16.]]])
     """
     model = _check_model(model)
-    check_callable("per_sample_grads", "loss_fn", loss_fn)
-    xs = _check_batch("inputs", inputs)
-    ys = _check_batch("targets", targets)
+    check_callable("loss_fn", loss_fn)
+    xs, ys = _samples("inputs", inputs), _samples("targets", targets)
     if xs.shape[0] != ys.shape[0]:
-        raise ValueError(
-            error(
-                "per_sample_grads",
-                "`inputs` and `targets` must have the same batch size (first dimension); "
-                f"got shapes {fmt_shape(xs.shape)} and {fmt_shape(ys.shape)}.",
-            )
+        raise BadValue(
+            "`inputs` and `targets` must have the same batch size (first dimension); "
+            f"got shapes {fmt_shape(xs.shape)} and {fmt_shape(ys.shape)}."
         )
-    trainable = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    trainable = {n: p.detach() for n, p in _trainable(model).items()}
     if not trainable:
-        raise ValueError(
-            error(
-                "per_sample_grads",
-                "`model` must have at least one parameter that requires grad; got none.",
-            )
-        )
+        raise BadValue("`model` must have at least one parameter that requires grad; got none.")
     fixed = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
     fixed.update((n, b.detach()) for n, b in model.named_buffers())
 
     def sample_loss(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         prediction = torch.func.functional_call(model, (params, fixed), (x.unsqueeze(0),))
-        loss = loss_fn(prediction, y.unsqueeze(0))
-        return check_scalar_output("per_sample_grads", loss, "loss_fn")
+        return scalar_output(loss_fn(prediction, y.unsqueeze(0)), "loss_fn")
 
     per_sample = torch.func.vmap(
         torch.func.grad(sample_loss), in_dims=(None, 0, 0), randomness="different"

@@ -8,16 +8,7 @@ from typing import cast, overload
 import torch
 from torch import Tensor
 
-from vecgrad._checks import (
-    Func,
-    TensorOrTensors,
-    check_callable,
-    checked,
-    match_vectors,
-    owned,
-    prepare_inputs,
-    restore,
-)
+from vecgrad._api import Call, Func, TensorOrTensors, public
 from vecgrad._compat import ensure_forward_ad
 
 
@@ -27,6 +18,7 @@ def vjp(func: Func, inputs: Tensor, v: Tensor) -> tuple[Tensor, Tensor]: ...
 def vjp(func: Func, inputs: tuple[Tensor, ...], v: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]: ...
 
 
+@public
 def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorOrTensors]:
     r"""Vector-Jacobian product :math:`v^\top J` of ``func`` at ``inputs``, by reverse mode.
 
@@ -59,7 +51,7 @@ def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorO
         ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, or if
         ``v`` is not a Tensor or its dtype differs from the output's.
     ValueError
-        If ``v``'s shape or device differs from the output's.
+        If ``inputs`` is an empty tuple, or ``v``'s shape or device differs from the output's.
 
     Notes
     -----
@@ -84,22 +76,26 @@ def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorO
     >>> g
     tensor([2., 0., 6.])
     """
-    check_callable("vjp", "func", func)
-    xs, is_tuple = prepare_inputs("vjp", inputs)
+    call = Call(func, inputs)
     with torch.no_grad():
         output, vjp_fn = cast(
             "tuple[Tensor, Callable[[Tensor], tuple[Tensor, ...]]]",
-            torch.func.vjp(checked("vjp", func), *xs),
+            torch.func.vjp(call.func, *call.xs),
         )
-        (cotangent,) = match_vectors("vjp", "v", v, (output,), False, "func(inputs)")
+        (cotangent,) = call.vectors("v", v, output)
         grads = vjp_fn(cotangent)
-    # For functions like the identity, torch returns the caller's tensors themselves.
-    caller = (*xs, cotangent)
-    return owned(output, *caller), restore(tuple(owned(g, *caller) for g in grads), is_tuple)
+    return call.own(output), call.restore(grads)
 
 
-def jvp(func: Func, inputs: TensorOrTensors, tangents: TensorOrTensors) -> tuple[Tensor, Tensor]:
-    r"""Jacobian-vector product :math:`J u` of ``func`` at ``inputs``, by forward mode.
+@overload
+def jvp(func: Func, inputs: Tensor, v: Tensor) -> tuple[Tensor, Tensor]: ...
+@overload
+def jvp(func: Func, inputs: tuple[Tensor, ...], v: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]: ...
+
+
+@public
+def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor, Tensor]:
+    r"""Jacobian-vector product :math:`J v` of ``func`` at ``inputs``, by forward mode.
 
     Parameters
     ----------
@@ -110,31 +106,33 @@ def jvp(func: Func, inputs: TensorOrTensors, tangents: TensorOrTensors) -> tuple
     inputs : Tensor or tuple of Tensor
         Point at which the product is taken; real floating-point dtypes. A
         tuple, not a list, for several inputs.
-    tangents : Tensor or tuple of Tensor
-        Direction :math:`u`, with the structure and shapes of ``inputs``.
+    v : Tensor or tuple of Tensor
+        Direction (tangent), with the structure, shapes, dtypes and device of ``inputs``. Named
+        ``v`` like the vector of :func:`vjp` and :func:`hvp` (and of
+        :func:`torch.autograd.functional.jvp`).
 
     Returns
     -------
     output : Tensor
         ``func(inputs)``, detached.
     jvp : Tensor
-        :math:`J u`, shaped like the output, detached from any graph.
+        :math:`J v`, shaped like the output, detached from any graph.
 
     Raises
     ------
     TypeError
         If ``func`` is not callable or does not return a real floating-point Tensor, if
-        ``inputs`` or ``tangents`` is not a Tensor or a tuple of Tensors of real floating-point
-        dtype, if ``tangents`` is a Tensor where ``inputs`` is a tuple (or the reverse), or if
-        a tangent's dtype differs from its input's.
+        ``inputs`` or ``v`` is not a Tensor or a tuple of Tensors of real floating-point dtype,
+        if ``v`` is a Tensor where ``inputs`` is a tuple (or the reverse), or if a dtype in ``v``
+        differs from its input's.
     ValueError
-        If ``tangents`` has a different number of Tensors than ``inputs`` or a shape or device
-        differs.
+        If ``inputs`` is an empty tuple, or ``v`` does not match ``inputs`` in length, shape or
+        device.
 
     Notes
     -----
     The result is the directional derivative
-    :math:`J u = \frac{d}{dt} f(x + t u)\big|_{t=0}`, with :math:`J u = \sum_k J_k u_k` over
+    :math:`J v = \frac{d}{dt} f(x + t v)\big|_{t=0}`, with :math:`J v = \sum_k J_k v_k` over
     the inputs of a tuple. It is computed in true forward mode by :func:`torch.func.jvp` (dual
     numbers carried through a single forward pass), not by differentiating a VJP twice.
 
@@ -149,17 +147,15 @@ def jvp(func: Func, inputs: TensorOrTensors, tangents: TensorOrTensors) -> tuple
     >>> import torch
     >>> import vecgrad as vg
     >>> x = torch.tensor([1.0, 2.0, 3.0])
-    >>> out, Ju = vg.jvp(lambda t: t**2, x, torch.tensor([1.0, 0.0, 1.0]))
-    >>> Ju
+    >>> out, Jv = vg.jvp(lambda t: t**2, x, torch.tensor([1.0, 0.0, 1.0]))
+    >>> Jv
     tensor([2., 0., 6.])
     """
-    check_callable("jvp", "func", func)
-    xs, is_tuple = prepare_inputs("jvp", inputs)
-    ts = match_vectors("jvp", "tangents", tangents, xs, is_tuple, "inputs")
+    call = Call(func, inputs)
+    tangents = call.vectors("v", v)
     ensure_forward_ad()
     with torch.no_grad():
         output, jvp_out = cast(
-            "tuple[Tensor, Tensor]", torch.func.jvp(checked("jvp", func), xs, ts)
+            "tuple[Tensor, Tensor]", torch.func.jvp(call.func, call.xs, tangents)
         )
-    # For functions like the identity, torch returns the caller's tensors themselves.
-    return owned(output, *xs, *ts), owned(jvp_out, *xs, *ts)
+    return call.own(output), call.own(jvp_out)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from torch.utils.benchmark import Timer
 
-from vecgrad._checks import check_callable, error
+from vecgrad._api import public
+from vecgrad._arguments import check_callable, positive_float, positive_int
 
 
+@public
 def time_call(
     fn: Callable[[], object], *, min_run_time: float = 0.2, num_threads: int = 1
 ) -> float:
@@ -59,32 +60,8 @@ def time_call(
     >>> 0 < seconds < 1
     True
     """
-    check_callable("time_call", "fn", fn)
-    if isinstance(min_run_time, bool) or not isinstance(min_run_time, (int, float)):
-        raise TypeError(
-            error(
-                "time_call",
-                f"`min_run_time` must be a positive number of seconds; "
-                f"got {type(min_run_time).__name__}.",
-            )
-        )
-    if not (math.isfinite(min_run_time) and min_run_time > 0):
-        raise ValueError(
-            error(
-                "time_call",
-                f"`min_run_time` must be a positive number of seconds; got {min_run_time}.",
-            )
-        )
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int):
-        raise TypeError(
-            error(
-                "time_call",
-                f"`num_threads` must be a positive int; got {type(num_threads).__name__}.",
-            )
-        )
-    if num_threads < 1:
-        raise ValueError(
-            error("time_call", f"`num_threads` must be a positive int; got {num_threads}.")
-        )
-    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=num_threads)
-    return float(timer.blocked_autorange(min_run_time=min_run_time).median)
+    check_callable("fn", fn)
+    seconds = positive_float("min_run_time", min_run_time, "a positive number of seconds")
+    threads = positive_int("num_threads", num_threads)
+    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    return float(timer.blocked_autorange(min_run_time=seconds).median)

@@ -1,0 +1,153 @@
+"""The boundary of every public function: its name in errors, its point, its results.
+
+:func:`public` wraps a public function so that the refusals its checks raise
+(:class:`~vecgrad._arguments.BadType`, :class:`~vecgrad._arguments.BadValue`) reach the caller as
+TypeError and ValueError prefixed ``vecgrad.NAME: ``; no check names the function itself.
+:class:`Call` takes ``func`` and ``inputs`` (a Tensor or a tuple of Tensors) once, checks them,
+works on a tuple, and gives results back in the caller's structure, with memory of their own.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeAlias, TypeVar, cast
+
+from torch import Tensor
+
+from vecgrad._arguments import (
+    BadType,
+    BadValue,
+    check_callable,
+    check_output,
+    check_real_floating,
+    check_tensor,
+    fmt_shape,
+)
+from vecgrad._memory import owned, unshared
+
+TensorOrTensors: TypeAlias = Tensor | tuple[Tensor, ...]
+Func: TypeAlias = Callable[..., Tensor]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def public(fn: Callable[P, R]) -> Callable[P, R]:
+    """Make ``fn`` public: refusals raised while it runs are named ``vecgrad.<fn name>: ``.
+
+    They are re-raised as plain TypeError or ValueError, so that a public function called inside
+    another one's ``func`` keeps its own name.
+    """
+    prefix = f"vecgrad.{fn.__name__}: "
+
+    @functools.wraps(fn)
+    def boundary(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except BadType as refusal:
+            raise TypeError(prefix + str(refusal)) from None
+        except BadValue as refusal:
+            raise ValueError(prefix + str(refusal)) from None
+
+    return boundary
+
+
+def _as_tuple(name: str, value: object) -> tuple[tuple[Tensor, ...], bool]:
+    """Normalise a Tensor or a tuple of Tensors to ``(tuple, was_tuple)``.
+
+    Lists are refused so that the structure of the result (tensor or tuple) is never ambiguous.
+    """
+    if isinstance(value, Tensor):
+        return (value,), False
+    if not isinstance(value, tuple):
+        hint = " (pass tuple(...) instead of a list)" if isinstance(value, list) else ""
+        raise BadType(
+            f"`{name}` must be a Tensor or a tuple of Tensors; got {type(value).__name__}{hint}."
+        )
+    if not value:
+        raise BadValue(
+            f"`{name}` must be a Tensor or a non-empty tuple of Tensors; got an empty tuple."
+        )
+    return tuple(check_tensor(f"{name}[{i}]", item) for i, item in enumerate(value)), True
+
+
+class Call:
+    """The function and point of one call of a public function, checked.
+
+    ``xs`` holds ``inputs`` as a tuple of detached real floating-point tensors whose elements
+    each have memory of their own, ``is_tuple`` whether the caller passed a tuple.
+    """
+
+    def __init__(self, func: object, inputs: object) -> None:
+        check_callable("func", func)
+        self._func = cast(Func, func)
+        xs, self.is_tuple = _as_tuple("inputs", inputs)
+        for i, x in enumerate(xs):
+            check_real_floating(self.name("inputs", i), x)
+        self.xs = tuple(unshared(x.detach()) for x in xs)
+        self._caller = list(self.xs)  # memory that no result may share
+
+    def func(self, *args: Tensor) -> Tensor:
+        """The caller's ``func``, checked to return a real floating-point Tensor."""
+        return check_output(self._func(*args))
+
+    def name(self, name: str, index: int) -> str:
+        """Name of element ``index`` of an argument structured like ``inputs``, for messages."""
+        return f"{name}[{index}]" if self.is_tuple else name
+
+    def vectors(self, name: str, value: object, output: Tensor | None = None) -> tuple[Tensor, ...]:
+        """Check that ``value`` has the structure, shapes, dtypes and devices of ``inputs``.
+
+        With ``output``, that it is one Tensor like ``output`` (a cotangent).
+        """
+        like, like_name, like_tuple = (
+            (self.xs, "inputs", self.is_tuple)
+            if output is None
+            else ((output,), "func(inputs)", False)
+        )
+        vs, is_tuple = _as_tuple(name, value)
+        if is_tuple != like_tuple:
+            expected = f"a tuple of {len(like)} Tensors" if like_tuple else "a Tensor"
+            raise BadType(
+                f"`{name}` must be {expected}, like `{like_name}`; got {type(value).__name__}."
+            )
+        if len(vs) != len(like):
+            raise BadValue(
+                f"`{name}` must have one Tensor per element of `{like_name}` ({len(like)}); "
+                f"got {len(vs)}."
+            )
+        for i, (v, ref) in enumerate(zip(vs, like, strict=True)):
+            v_name, ref_name = (
+                (f"{name}[{i}]", f"{like_name}[{i}]") if is_tuple else (name, like_name)
+            )
+            check_real_floating(v_name, v)
+            if v.shape != ref.shape:
+                raise BadValue(
+                    f"`{v_name}` must have the shape of `{ref_name}`, {fmt_shape(ref.shape)}; "
+                    f"got {fmt_shape(v.shape)}."
+                )
+            # Mixed dtypes would be silently rounded to one of them, mixed devices fail in torch.
+            if v.dtype != ref.dtype:
+                raise BadType(
+                    f"`{v_name}` must have dtype {ref.dtype} like `{ref_name}`; got {v.dtype}."
+                )
+            if v.device != ref.device:
+                raise BadValue(
+                    f"`{v_name}` must be on device {ref.device} like `{ref_name}`; got {v.device}."
+                )
+        vs = tuple(unshared(v.detach()) for v in vs)
+        self._caller.extend(vs)
+        return vs
+
+    def own(self, result: Tensor) -> Tensor:
+        """``result`` with memory of its own, shared neither with the caller nor between elements.
+
+        torch returns the caller's tensors themselves for functions like the identity, and
+        reshapes of expanded tensors keep their stride 0.
+        """
+        return owned(unshared(result), *self._caller)
+
+    def restore(self, results: tuple[Tensor, ...]) -> TensorOrTensors:
+        """One result per input, each with its own memory, in the caller's structure."""
+        mine = tuple(self.own(r) for r in results)
+        return mine if self.is_tuple else mine[0]
