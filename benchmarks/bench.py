@@ -316,7 +316,7 @@ def vg_per_sample_grads(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor,
 
 
 def vg_loss_jacobian(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, ...]:
-    return vg.loss_jacobian(per_sample_losses(model, x, y), model.parameters())
+    return tuple(vg.loss_jacobian(per_sample_losses(model, x, y), model).values())
 
 
 def per_sample_case(cfg: Config, device: torch.device) -> Case:

@@ -220,7 +220,7 @@ W.grad, b.grad = None, None
 
 losses = squared_errors(X, y, W, b)
 losses.mean().backward(retain_graph=True)
-vg_W, vg_b = vg.loss_jacobian(losses, [W, b])
+vg_W, vg_b = vg.loss_jacobian(losses, {"W": W, "b": b}).values()
 print("vg.loss_jacobian shapes:", tuple(vg_W.shape), tuple(vg_b.shape))
 torch.testing.assert_close((vg_W, vg_b), (jac_W, jac_b))
 torch.testing.assert_close((W.grad, b.grad), grad_mean, rtol=0, atol=0)
