@@ -1,0 +1,141 @@
+"""Every public function's ``Raises`` section against the errors it really raises.
+
+For each function, the arguments a ``Raises`` paragraph names (as ``name``) under TypeError or
+ValueError must be exactly those for which a case below raises that error, with a message that
+starts ``vecgrad.NAME: `` and names the argument first.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import vecgrad as vg
+
+# Fixed values: only the errors matter here.
+X = torch.linspace(-1.0, 1.0, 3)
+T = X.clone().requires_grad_(True)
+LOSSES = T * 2
+MODEL = nn.Linear(3, 1)
+Y = torch.ones(4, 1)
+
+
+class Case:
+    """A call of ``vecgrad.<name>`` that must raise ``error`` about argument ``arg``."""
+
+    def __init__(
+        self, name: str, error: type[Exception], arg: str, /, *args: Any, **kwargs: Any
+    ) -> None:
+        self.name, self.error, self.arg = name, error, arg
+        self.call = functools.partial(getattr(vg, name), *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{self.name}-{self.error.__name__}-{self.arg}"
+
+
+CASES = [
+    Case("jacobian", TypeError, "func", 3, X),
+    Case("jacobian", TypeError, "inputs", torch.sin, [X]),
+    Case("jacobian", TypeError, "strategy", torch.sin, X, strategy=1),
+    Case("jacobian", TypeError, "chunk_size", torch.sin, X, chunk_size=1.0),
+    Case("jacobian", ValueError, "inputs", torch.sin, ()),
+    Case("jacobian", ValueError, "strategy", torch.sin, X, strategy="fast"),
+    Case("jacobian", ValueError, "chunk_size", torch.sin, X, chunk_size=0),
+    Case("batch_jacobian", TypeError, "func", lambda t: None, X),
+    Case("batch_jacobian", TypeError, "inputs", torch.sin, X.long()),
+    Case("batch_jacobian", TypeError, "strategy", torch.sin, X, strategy=None),
+    Case("batch_jacobian", TypeError, "chunk_size", torch.sin, X, chunk_size="1"),
+    Case("batch_jacobian", ValueError, "func", torch.sum, X),
+    Case("batch_jacobian", ValueError, "inputs", torch.sin, X[0]),
+    Case("batch_jacobian", ValueError, "strategy", torch.sin, X, strategy="loop"),
+    Case("batch_jacobian", ValueError, "chunk_size", torch.sin, X, chunk_size=-1),
+    Case("vjp", TypeError, "func", lambda t: t.long(), X, X),
+    Case("vjp", TypeError, "inputs", torch.sin, 1.0, X),
+    Case("vjp", TypeError, "v", torch.sin, X, None),
+    Case("vjp", ValueError, "inputs", torch.sin, (), X),
+    Case("vjp", ValueError, "v", torch.sin, X, X[:2]),
+    Case("jvp", TypeError, "func", "sin", X, X),
+    Case("jvp", TypeError, "inputs", torch.sin, (X, 1), X),
+    Case("jvp", TypeError, "v", torch.sin, X, X.half()),
+    Case("jvp", ValueError, "inputs", torch.sin, (), ()),
+    Case("jvp", ValueError, "v", torch.sin, X, X[:2]),
+    Case("hessian", TypeError, "func", lambda t: 1.0, X),
+    Case("hessian", TypeError, "inputs", torch.sum, X.bool()),
+    Case("hessian", ValueError, "func", torch.sin, X),
+    Case("hessian", ValueError, "inputs", torch.sum, ()),
+    Case("hvp", TypeError, "func", None, X, X),
+    Case("hvp", TypeError, "inputs", torch.sum, [X], X),
+    Case("hvp", TypeError, "v", torch.sum, X, (X,)),
+    Case("hvp", ValueError, "func", torch.sin, X, X),
+    Case("hvp", ValueError, "inputs", torch.sum, (), ()),
+    Case("hvp", ValueError, "v", torch.sum, (X, X), (X,)),
+    Case("numerical_jacobian", TypeError, "func", lambda t: [t], X),
+    Case("numerical_jacobian", TypeError, "inputs", torch.sin, "x"),
+    Case("numerical_jacobian", TypeError, "eps", torch.sin, X, eps="1"),
+    Case("numerical_jacobian", ValueError, "inputs", torch.sin, ()),
+    Case("numerical_jacobian", ValueError, "eps", torch.sin, X, eps=0.0),
+    Case("loss_jacobian", TypeError, "losses", [1.0], MODEL),
+    Case("loss_jacobian", TypeError, "params", LOSSES, 3),
+    Case("loss_jacobian", TypeError, "chunk_size", LOSSES, {"t": T}, chunk_size=2.0),
+    Case("loss_jacobian", TypeError, "retain_graph", LOSSES, {"t": T}, retain_graph=1),
+    Case("loss_jacobian", ValueError, "losses", LOSSES.detach(), {"t": T}),
+    Case("loss_jacobian", ValueError, "params", LOSSES, {}),
+    Case("loss_jacobian", ValueError, "chunk_size", LOSSES, {"t": T}, chunk_size=0),
+    Case("per_sample_grads", TypeError, "model", None, F.mse_loss, Y, Y),
+    Case("per_sample_grads", TypeError, "loss_fn", MODEL, None, Y, Y),
+    Case("per_sample_grads", TypeError, "inputs", MODEL, F.mse_loss, 1, Y),
+    Case("per_sample_grads", TypeError, "targets", MODEL, F.mse_loss, Y, 1),
+    Case("per_sample_grads", ValueError, "model", nn.BatchNorm1d(1), F.mse_loss, Y, Y),
+    Case(
+        "per_sample_grads",
+        ValueError,
+        "loss_fn",
+        MODEL,
+        lambda p, t: (p - t).expand(1, 2),
+        torch.randn(4, 3),
+        Y,
+    ),
+    Case("per_sample_grads", ValueError, "inputs", MODEL, F.mse_loss, Y[0, 0], Y),
+    Case("per_sample_grads", ValueError, "targets", MODEL, F.mse_loss, Y, Y[:0]),
+    Case("time_call", TypeError, "fn", 1),
+    Case("time_call", TypeError, "min_run_time", print, min_run_time="1"),
+    Case("time_call", TypeError, "num_threads", print, num_threads=1.0),
+    Case("time_call", ValueError, "min_run_time", print, min_run_time=-1.0),
+    Case("time_call", ValueError, "num_threads", print, num_threads=0),
+]
+
+
+def documented(name: str) -> set[tuple[type[Exception], str]]:
+    """(error, argument) for every argument named as ``arg`` in a paragraph of ``Raises``."""
+    func = getattr(vg, name)
+    doc = inspect.getdoc(func) or ""
+    section = re.search(r"\nRaises\n-+\n(.*?)\n\n", doc, re.S)
+    assert section, name
+    arguments = set(inspect.signature(func).parameters)
+    pairs = set()
+    for error, text in re.findall(r"^(\w+)\n((?:    .*\n?)+)", section.group(1), re.M):
+        assert error in ("TypeError", "ValueError"), (name, error)
+        named = set(re.findall(r"``(\w+)", text)) & arguments
+        pairs |= {(TypeError if error == "TypeError" else ValueError, arg) for arg in named}
+    return pairs
+
+
+@pytest.mark.parametrize("name", vg.__all__)
+def test_raises_section_names_exactly_the_tested_errors(name: str) -> None:
+    assert documented(name) == {(c.error, c.arg) for c in CASES if c.name == name}
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_case_raises_the_error_for_its_argument(case: Case) -> None:
+    # The message names the function, then the argument (or one element of it) first.
+    match = rf"^vecgrad\.{case.name}: [^`]*`{case.arg}(\[[^\]]+\])?`"
+    with pytest.raises(case.error, match=match) as info:
+        case.call()
+    assert type(info.value) is case.error  # a plain TypeError or ValueError, no private class
