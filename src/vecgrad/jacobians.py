@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import cast, overload
+from typing import Protocol, cast, overload
 
 import torch
 from torch import Tensor
@@ -21,6 +21,29 @@ _BATCH_FORWARD_RATIO = 2
 _CHUNK = "None or a positive int"
 
 VjpFn = Callable[[Tensor], tuple[Tensor, ...]]
+
+
+class _JacobianFunction(Protocol):
+    """Type of :func:`jacobian` and :func:`batch_jacobian`: a Tensor or a tuple, like ``inputs``."""
+
+    @overload
+    def __call__(
+        self, func: Func, inputs: Tensor, *, strategy: str = ..., chunk_size: int | None = ...
+    ) -> Tensor: ...
+    @overload
+    def __call__(
+        self,
+        func: Func,
+        inputs: tuple[Tensor, ...],
+        *,
+        strategy: str = ...,
+        chunk_size: int | None = ...,
+    ) -> tuple[Tensor, ...]: ...
+
+
+def _typed(fn: Callable[..., TensorOrTensors]) -> _JacobianFunction:
+    """Give ``fn`` the overloads of :class:`_JacobianFunction` (nothing changes at run time)."""
+    return cast(_JacobianFunction, fn)
 
 
 def _rows(x: Tensor, batch: int | None) -> torch.Size:
@@ -143,23 +166,10 @@ def _jacobian(
         return _reverse(output, vjp_fn, xs, chunk_size, batch)
 
 
-@overload
-def jacobian(
-    func: Func, inputs: Tensor, *, strategy: str = ..., chunk_size: int | None = ...
-) -> Tensor: ...
-@overload
-def jacobian(
-    func: Func, inputs: tuple[Tensor, ...], *, strategy: str = ..., chunk_size: int | None = ...
-) -> tuple[Tensor, ...]: ...
-
-
+@_typed
 @public
 def jacobian(
-    func: Func,
-    inputs: TensorOrTensors,
-    *,
-    strategy: str = "auto",
-    chunk_size: int | None = None,
+    func: Func, inputs: TensorOrTensors, *, strategy: str = "auto", chunk_size: int | None = None
 ) -> TensorOrTensors:
     r"""Full Jacobian of ``func`` at ``inputs``.
 
@@ -274,23 +284,10 @@ def _rowwise(func: Func, batch: int) -> Func:
     return checked
 
 
-@overload
-def batch_jacobian(
-    func: Func, inputs: Tensor, *, strategy: str = ..., chunk_size: int | None = ...
-) -> Tensor: ...
-@overload
-def batch_jacobian(
-    func: Func, inputs: tuple[Tensor, ...], *, strategy: str = ..., chunk_size: int | None = ...
-) -> tuple[Tensor, ...]: ...
-
-
+@_typed
 @public
 def batch_jacobian(
-    func: Func,
-    inputs: TensorOrTensors,
-    *,
-    strategy: str = "auto",
-    chunk_size: int | None = None,
+    func: Func, inputs: TensorOrTensors, *, strategy: str = "auto", chunk_size: int | None = None
 ) -> TensorOrTensors:
     r"""Per-sample Jacobians of a function that maps a batch row by row.
 

@@ -146,10 +146,9 @@ def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     --------
     >>> import torch
     >>> import vecgrad as vg
-    >>> x = torch.tensor([1.0, 2.0, 3.0])
-    >>> out, Jv = vg.jvp(lambda t: t**2, x, torch.tensor([1.0, 0.0, 1.0]))
-    >>> Jv
-    tensor([2., 0., 6.])
+    >>> x, v = torch.tensor([0.0, 1.0]), torch.tensor([1.0, 2.0])
+    >>> vg.jvp(lambda t: t**3, x, v)  # (x**3, 3 x**2 v)
+    (tensor([0., 1.]), tensor([0., 6.]))
     """
     call = Call(func, inputs)
     tangents = call.vectors("v", v)
