@@ -106,3 +106,8 @@ def positive_float(name: str, value: object, expected: str = "a positive float")
     if not (math.isfinite(value) and value > 0):
         raise BadValue(f"`{name}` must be {expected}; got {value}.")
     return float(value)
+
+
+def check_chunk_size(value: object) -> int | None:
+    """Check a ``chunk_size`` argument: None (everything at once) or a positive integer."""
+    return None if value is None else positive_int("chunk_size", value, "None or a positive int")

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from vecgrad._api import Call, Func, TensorOrTensors, public
-from vecgrad._arguments import BadValue, check_choice, fmt_shape, positive_int
+from vecgrad._arguments import BadValue, check_choice, check_chunk_size, fmt_shape
 from vecgrad._basis import cat, offsets, one_hots, spans, zeros
 from vecgrad._compat import ensure_forward_ad
 
@@ -18,7 +18,6 @@ _STRATEGIES = ("auto", "reverse", "forward", "loop")
 # batch_jacobian's 'auto' takes forward mode only when an output row has more than this many times
 # the elements of an input row (see its Notes).
 _BATCH_FORWARD_RATIO = 2
-_CHUNK = "None or a positive int"
 
 VjpFn = Callable[[Tensor], tuple[Tensor, ...]]
 
@@ -240,7 +239,7 @@ def jacobian(
     """
     call = Call(func, inputs)
     strategy = check_choice("strategy", strategy, _STRATEGIES)
-    chunk_size = None if chunk_size is None else positive_int("chunk_size", chunk_size, _CHUNK)
+    chunk_size = check_chunk_size(chunk_size)
     if strategy == "loop" and chunk_size is not None:
         raise BadValue(
             "`chunk_size` must be None with strategy='loop', which computes one row at a "
@@ -364,6 +363,6 @@ def batch_jacobian(
     """
     call = Call(func, inputs)
     strategy = check_choice("strategy", strategy, _STRATEGIES[:-1])
-    chunk_size = None if chunk_size is None else positive_int("chunk_size", chunk_size, _CHUNK)
+    chunk_size = check_chunk_size(chunk_size)
     batch = _batch_size(call)
     return call.restore(_jacobian(_rowwise(call.func, batch), call.xs, strategy, chunk_size, batch))

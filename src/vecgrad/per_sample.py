@@ -16,15 +16,14 @@ from vecgrad._arguments import (
     BadValue,
     check_bool,
     check_callable,
+    check_chunk_size,
     check_real_floating,
     check_tensor,
     fmt_shape,
-    positive_int,
     scalar_output,
 )
 from vecgrad._basis import cat, one_hots, spans, zeros
 
-_CHUNK = "None or a positive int"
 NamedParams = nn.Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]
 
 
@@ -174,7 +173,7 @@ def loss_jacobian(
     """
     losses = _losses(losses)
     named, deprecated = _params(params)
-    chunk_size = None if chunk_size is None else positive_int("chunk_size", chunk_size, _CHUNK)
+    chunk_size = check_chunk_size(chunk_size)
     retain_graph = check_bool("retain_graph", retain_graph)
     if deprecated:
         warnings.warn(
