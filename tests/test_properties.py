@@ -70,14 +70,19 @@ def random_tensor(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 
 
 SEEDS = st.integers(0, 2**16)
+Problem = tuple[Op, torch.Tensor]
 
 
-@given(shape=shapes(), data=st.data(), seed=SEEDS)
-def test_every_strategy_matches_jacrev(
-    shape: tuple[int, ...], data: st.DataObject, seed: int
-) -> None:
-    func = data.draw(compositions(shape[-1]))
-    x = random_tensor(shape, seed)
+@st.composite
+def problems(draw: st.DrawFn, min_dims: int = 1) -> Problem:
+    """A random composition and a random point of a random shape it acts on."""
+    shape = draw(shapes(min_dims))
+    return draw(compositions(shape[-1])), random_tensor(shape, draw(SEEDS))
+
+
+@given(problem=problems())
+def test_every_strategy_matches_jacrev(problem: Problem) -> None:
+    func, x = problem
     reference = torch.func.jacrev(func)(x)
     for strategy in ("auto", "reverse", "forward", "loop"):
         assert_close(vg.jacobian(func, x, strategy=strategy), reference)
@@ -85,17 +90,14 @@ def test_every_strategy_matches_jacrev(
         assert_close(vg.jacobian(func, x, strategy=strategy, chunk_size=3), reference)
 
 
-@given(shape=shapes(), data=st.data(), seed=SEEDS)
-def test_vjp_and_jvp_are_products_with_the_jacobian(
-    shape: tuple[int, ...], data: st.DataObject, seed: int
-) -> None:
-    func = data.draw(compositions(shape[-1]))
-    x = random_tensor(shape, seed)
+@given(problem=problems(), seed=SEEDS)
+def test_vjp_and_jvp_are_products_with_the_jacobian(problem: Problem, seed: int) -> None:
+    func, x = problem
     jac = vg.jacobian(func, x)
     assert isinstance(jac, torch.Tensor)
     out = func(x)
-    v = random_tensor(out.shape, seed + 1)
-    u = random_tensor(x.shape, seed + 2)
+    v = random_tensor(out.shape, seed)
+    u = random_tensor(x.shape, seed + 1)
     value, vj = vg.vjp(func, x, v)
     assert_close(value, out)
     assert_close(vj, torch.tensordot(v, jac, dims=out.dim()))
@@ -104,23 +106,20 @@ def test_vjp_and_jvp_are_products_with_the_jacobian(
     assert_close(ju, torch.tensordot(jac, u, dims=x.dim()))
 
 
-@given(shape=shapes(), data=st.data(), seed=SEEDS)
-def test_numerical_jacobian_agrees(shape: tuple[int, ...], data: st.DataObject, seed: int) -> None:
-    func = data.draw(compositions(shape[-1]))
-    x = random_tensor(shape, seed)
+@given(problem=problems())
+def test_numerical_jacobian_agrees(problem: Problem) -> None:
+    func, x = problem
     assert_close(vg.numerical_jacobian(func, x), vg.jacobian(func, x), rtol=1e-6, atol=1e-7)
 
 
-@given(shape=shapes(min_dims=2), data=st.data(), seed=SEEDS)
-def test_batch_jacobian_matches_per_sample_jacobians(
-    shape: tuple[int, ...], data: st.DataObject, seed: int
-) -> None:
+@given(problem=problems(min_dims=2))
+def test_batch_jacobian_matches_per_sample_jacobians(problem: Problem) -> None:
     # Every operation acts along the last dimension, so rows of dimension 0 do not interact.
-    func = data.draw(compositions(shape[-1]))
-    x = random_tensor(shape, seed)
+    func, x = problem
     expected = torch.stack([torch.func.jacrev(func)(row) for row in x])
     for strategy in ("auto", "reverse", "forward"):
         assert_close(vg.batch_jacobian(func, x, strategy=strategy), expected)
+    assert_close(vg.batch_jacobian(func, x, strategy="reverse", chunk_size=2), expected)
 
 
 @given(in_shapes=st.lists(shapes(max_numel=12), min_size=1, max_size=3), data=st.data(), seed=SEEDS)
