@@ -207,5 +207,5 @@ _ = ax.set(title=f"One Hessian-vector product, n = {n}", xlabel="ms per call (me
 # cost of a call: setting up the transforms and tracing :math:`f` again. That is why the
 # linearised function, which skips both, and plain :func:`torch.autograd.grad` are usually the
 # quickest here, and why the order can change for larger problems, where forward over reverse is
-# the usual recommendation (its memory does not grow with a second reverse pass). Forming the
-# whole Hessian costs :math:`n` products' worth of work for the one product it is used for.
+# the usual recommendation. Forming the whole Hessian costs :math:`n` products' worth of work for
+# the one product it is used for.
