@@ -256,7 +256,8 @@ for m in sizes:
         lambda g=g, x_m=x_m: jacobian_loop(g, x_m),
         lambda g=g, x_m=x_m: vg.jacobian(g, x_m, strategy="reverse"),
     )
-    assert passes_of(loop) == m and passes_of(vec) == 1
+    assert passes_of(loop) == m
+    assert passes_of(vec) == 1
     t_loop.append(vg.time_call(loop, min_run_time=0.05))
     t_vec.append(vg.time_call(vec, min_run_time=0.05))
     print(f"m = {m:3d}: loop {m:3d} passes, {t_loop[-1] * 1e3:7.2f} ms;", end=" ")

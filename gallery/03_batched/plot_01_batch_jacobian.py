@@ -267,7 +267,7 @@ for n in sizes:
         passes.update(f=0, backward=0)
         torch.testing.assert_close(fn(xn), per_sample_jacobian(xn))
         counts[name].append(dict(passes))
-        timings[name].append(vg.time_call(lambda fn=fn: fn(xn), min_run_time=0.05))
+        timings[name].append(vg.time_call(lambda fn=fn, xn=xn: fn(xn), min_run_time=0.05))
 for name in methods:
     cells = [f"N={n}: {t * 1e3:.2f} ms" for n, t in zip(sizes, timings[name], strict=True)]
     print(f"{name}  {counts[name][-1]} at N={sizes[-1]}\n   ", "   ".join(cells))

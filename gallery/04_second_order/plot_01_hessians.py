@@ -251,7 +251,8 @@ def time_both(size):
     H_n, (_, hvp_n) = vg.hessian(rosenbrock, xn), vg.hvp(rosenbrock, xn, vn)
     torch.testing.assert_close(H_n, rosenbrock_hessian(xn))
     torch.testing.assert_close(hvp_n, H_n @ vn)
-    assert H_n.numel() == size**2 and hvp_n.numel() == size  # what each one stores
+    assert H_n.numel() == size**2  # what each one stores
+    assert hvp_n.numel() == size
     return [
         vg.time_call(lambda: vg.hessian(rosenbrock, xn), min_run_time=0.05),
         vg.time_call(lambda: vg.hvp(rosenbrock, xn, vn), min_run_time=0.05),
