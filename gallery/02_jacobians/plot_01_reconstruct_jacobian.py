@@ -10,7 +10,6 @@ derived by hand, and measures what vectorising the rows buys.
 
 # sphinx_gallery_thumbnail_number = 1
 
-import time
 import warnings
 
 import matplotlib.pyplot as plt
@@ -201,12 +200,13 @@ _ = ax.set(title="Jacobian of softmax", xlabel="input j", ylabel="output i")
 # What vectorising the rows buys
 # ------------------------------
 # For :math:`f(x) = \tanh(Ax)` with :math:`A \in \mathbb{R}^{m \times 32}` the Jacobian is
-# :math:`\operatorname{diag}(1 - \tanh^2(Ax))\,A`. We time the one-hot loop against
-# :func:`vecgrad.jacobian` with ``strategy="reverse"`` as the number of outputs :math:`m`
-# grows. The loop pays Python and autograd overhead once per row; the vectorised call pays it
-# once. Timings are the fastest of a few runs on the machine that built this page (other work on
-# the machine only ever adds time), single-threaded so that they compare the number of passes
-# rather than thread scheduling.
+# :math:`\operatorname{diag}(1 - \tanh^2(Ax))\,A`. We compare the one-hot loop with
+# :func:`vecgrad.jacobian` with ``strategy="reverse"`` as the number of outputs :math:`m` grows.
+# The loop runs one backward pass per row and pays Python and autograd overhead each time; the
+# vectorised call runs all :math:`m` rows as one batched pass. A hook on the node that produced
+# the output of ``g`` counts the backward passes through it, and those counts are asserted. The
+# times are medians from :func:`vecgrad.time_call` on one thread, measured on the machine that
+# built this page.
 
 
 def jacobian_loop(func, x):
@@ -220,14 +220,20 @@ def jacobian_loop(func, x):
     return torch.stack(rows)
 
 
-def best_time(fn, repeats=7):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+passes = {"backward": 0}
+
+
+def count_backward_passes(y):
+    """Count, from now on, each backward pass through the node that produced ``y``."""
+    if y.requires_grad:
+        y.grad_fn.register_hook(lambda *_: passes.update(backward=passes["backward"] + 1))
+    return y
+
+
+def passes_of(fn):
+    passes["backward"] = 0
+    fn()
+    return passes["backward"]
 
 
 # %%
@@ -236,33 +242,33 @@ def best_time(fn, repeats=7):
 n = 32
 sizes = [4, 16, 64, 256]
 t_loop, t_vec = [], []
-threads = torch.get_num_threads()
-torch.set_num_threads(1)
-try:
-    for m in sizes:
-        A = torch.randn(m, n, dtype=torch.float64) / n**0.5
-        x_m = torch.randn(n, dtype=torch.float64)
+for m in sizes:
+    A = torch.randn(m, n, dtype=torch.float64) / n**0.5
+    x_m = torch.randn(n, dtype=torch.float64)
 
-        def g(x, A=A):
-            return torch.tanh(A @ x)
+    def g(x, A=A):
+        return count_backward_passes(torch.tanh(A @ x))
 
-        J_formula = (1 - torch.tanh(A @ x_m) ** 2)[:, None] * A
-        assert_close(jacobian_loop(g, x_m), J_formula)
-        assert_close(vg.jacobian(g, x_m, strategy="reverse"), J_formula)
-        t_loop.append(best_time(lambda g=g, x_m=x_m: jacobian_loop(g, x_m)))
-        t_vec.append(best_time(lambda g=g, x_m=x_m: vg.jacobian(g, x_m, strategy="reverse")))
-        print(f"m = {m:3d}: loop {t_loop[-1] * 1e3:7.2f} ms, vectorised {t_vec[-1] * 1e3:6.2f} ms")
-finally:
-    torch.set_num_threads(threads)
+    J_formula = (1 - torch.tanh(A @ x_m) ** 2)[:, None] * A
+    assert_close(jacobian_loop(g, x_m), J_formula)
+    assert_close(vg.jacobian(g, x_m, strategy="reverse"), J_formula)
+    loop, vec = (
+        lambda g=g, x_m=x_m: jacobian_loop(g, x_m),
+        lambda g=g, x_m=x_m: vg.jacobian(g, x_m, strategy="reverse"),
+    )
+    assert passes_of(loop) == m
+    assert passes_of(vec) == 1
+    t_loop.append(vg.time_call(loop, min_run_time=0.05))
+    t_vec.append(vg.time_call(vec, min_run_time=0.05))
+    print(f"m = {m:3d}: loop {m:3d} passes, {t_loop[-1] * 1e3:7.2f} ms;", end=" ")
+    print(f"vectorised 1 pass, {t_vec[-1] * 1e3:6.2f} ms")
 
 # %%
-# The loop's time grows in step with :math:`m`, one backward pass per row; the vectorised call
-# grows far more slowly at these sizes. The exact ratio depends on the machine, so we only check
-# the robust fact that the loop is clearly slower at the largest size.
+# The loop's time grows with :math:`m`, one backward pass per row; the vectorised call grows far
+# more slowly at these sizes. The ratio depends on the machine and on what else it was doing, so
+# it is printed, not asserted; what is asserted above is the number of passes.
 
-ratio = t_loop[-1] / t_vec[-1]
-print(f"loop / vectorised at m = {sizes[-1]}: {ratio:.1f}x")
-assert ratio > 2.0
+print(f"loop / vectorised at m = {sizes[-1]}: {t_loop[-1] / t_vec[-1]:.1f}x")
 
 fig, ax = plt.subplots()
 ax.loglog(sizes, t_loop, "o-", label="one-hot loop (autograd.grad per row)")
@@ -271,6 +277,6 @@ ax.legend()
 _ = ax.set(
     title=r"Jacobian of $\tanh(Ax)$, 32 inputs",
     xlabel="number of outputs m",
-    ylabel="time [s] (best of 7)",
+    ylabel="time per Jacobian [s] (median)",
 )
 plt.show()

@@ -10,7 +10,6 @@ rows (reverse mode) for building a whole Jacobian.
 """
 
 # sphinx_gallery_thumbnail_number = 1
-import time
 from collections import Counter
 
 import matplotlib.pyplot as plt
@@ -245,50 +244,32 @@ for label, n_in, n_out in (("tall: 16 -> 1024", 16, 1024), ("wide: 1024 -> 16", 
     cases[label] = (net, x0)
 
 # %%
-# The timings below come from the machine that built this page. Each strategy runs five
-# times, interleaved with the other, and we keep the fastest run, the one least disturbed by
-# other work on the machine. We time on a single thread, so the comparison counts arithmetic
-# rather than thread scheduling, and restore the thread count afterwards.
-
-
-def best_times(functions, repeats=5):
-    times = [[] for _ in functions]
-    for _ in range(repeats):
-        for fn, record in zip(functions, times, strict=True):
-            start = time.perf_counter()
-            fn()
-            record.append(time.perf_counter() - start)
-    return [min(record) for record in times]
+# The timings below are medians from :func:`vecgrad.time_call`, on one thread, so that the
+# comparison counts arithmetic rather than thread scheduling, measured on the machine that built
+# this page.
 
 
 def time_strategies(net, x0):
-    return best_times(
-        [
-            lambda: vg.jacobian(net, x0, strategy="forward"),
-            lambda: vg.jacobian(net, x0, strategy="reverse"),
-        ]
-    )
+    return [
+        vg.time_call(lambda s=s: vg.jacobian(net, x0, strategy=s), min_run_time=0.05)
+        for s in ("forward", "reverse")
+    ]
 
 
-threads = torch.get_num_threads()
-torch.set_num_threads(1)
-try:
-    timings = {label: time_strategies(net, x0) for label, (net, x0) in cases.items()}
-finally:
-    torch.set_num_threads(threads)
+timings = {label: time_strategies(net, x0) for label, (net, x0) in cases.items()}
 for label, (t_fwd, t_rev) in timings.items():
     print(f"{label}: forward {1e3 * t_fwd:.2f} ms, reverse {1e3 * t_rev:.2f} ms")
 
 # %%
-# The gap is large (on its favourable shape each mode needs 64 times fewer products), so we
-# assert only a wide margin: forward mode at least twice as fast on the tall Jacobian, reverse
-# mode at least twice as fast on the wide one.
+# On its favourable shape each mode needs 64 times fewer products (16 instead of 1024), and on a
+# quiet machine the bars show a gap of that order. The times depend on the machine and on what
+# else it was doing, so they are printed and plotted, not asserted; what is asserted is that both
+# strategies give the Jacobian of the chain rule (above), and ``nox -s bench`` checks the speed
+# goals.
 
 (tall_fwd, tall_rev), (wide_fwd, wide_rev) = timings.values()
 print(f"tall: reverse / forward = {tall_rev / tall_fwd:.1f}")
 print(f"wide: forward / reverse = {wide_fwd / wide_rev:.1f}")
-assert tall_rev > 2 * tall_fwd
-assert wide_fwd > 2 * wide_rev
 
 fig, ax = plt.subplots()
 positions = range(len(timings))
@@ -298,7 +279,7 @@ for offset, index, name in ((-0.2, 0, "forward (columns, JVPs)"), (0.2, 1, "reve
 _ = ax.set(
     xticks=positions,
     xticklabels=list(timings),
-    ylabel="time for the full Jacobian (ms, best of 5)",
+    ylabel="time for the full Jacobian (ms, median)",
     title="vecgrad.jacobian: forward vs reverse strategy",
     ylim=(0, 1.35e3 * max(max(pair) for pair in timings.values())),
 )

@@ -9,7 +9,6 @@ cheaper than the Hessian it multiplies.
 """
 
 # sphinx_gallery_thumbnail_number = 2
-import time
 
 import matplotlib.pyplot as plt
 import torch
@@ -242,47 +241,40 @@ torch.testing.assert_close(f_vg, rosenbrock(x))
 # A full Hessian is :math:`n` Hessian-vector products, one per column, and :math:`n^2` numbers
 # to store, so it takes about :math:`n` times the work of one product, itself a small multiple of
 # one gradient. (Vectorising the :math:`n` products hides part of that factor in the times at
-# these small sizes.) The timings below are from the machine that built this page: the two methods
-# run three times each, interleaved, and we keep the fastest run of each, on one thread so that
-# other work on the machine disturbs them less (the thread count is restored afterwards).
-
-
-def best_times(functions, repeats=3):
-    times = [[] for _ in functions]
-    for _ in range(repeats):
-        for fn, record in zip(functions, times, strict=True):
-            start = time.perf_counter()
-            fn()
-            record.append(time.perf_counter() - start)
-    return [min(record) for record in times]
+# these small sizes.) At each size both results are checked against the Hessian by hand, and the
+# Hessian times :math:`v` must equal the product; then :func:`vecgrad.time_call` measures the
+# median time per call of each, on one thread, on the machine that built this page.
 
 
 def time_both(size):
     xn, vn = torch.randn(size, dtype=torch.float64), torch.randn(size, dtype=torch.float64)
-    return best_times([lambda: vg.hessian(rosenbrock, xn), lambda: vg.hvp(rosenbrock, xn, vn)])
+    H_n, (_, hvp_n) = vg.hessian(rosenbrock, xn), vg.hvp(rosenbrock, xn, vn)
+    torch.testing.assert_close(H_n, rosenbrock_hessian(xn))
+    torch.testing.assert_close(hvp_n, H_n @ vn)
+    assert H_n.numel() == size**2  # what each one stores
+    assert hvp_n.numel() == size
+    return [
+        vg.time_call(lambda: vg.hessian(rosenbrock, xn), min_run_time=0.05),
+        vg.time_call(lambda: vg.hvp(rosenbrock, xn, vn), min_run_time=0.05),
+    ]
 
 
 sizes = [16, 64, 256, 1024]
-threads = torch.get_num_threads()
-torch.set_num_threads(1)
-try:
-    costs = [time_both(size) for size in sizes]
-finally:
-    torch.set_num_threads(threads)
+costs = [time_both(size) for size in sizes]
 for size, (t_hess, t_hvp) in zip(sizes, costs, strict=True):
     print(f"n = {size:5d}: Hessian {1e3 * t_hess:7.2f} ms, HVP {1e3 * t_hvp:6.2f} ms")
 
 # %%
-# At :math:`n = 1024` the Hessian holds a million numbers. We assert only a wide margin: it
-# takes at least twice as long as one product.
+# At :math:`n = 1024` the Hessian holds a million numbers, against a thousand for one product.
+# The time ratio depends on the machine and on what else it was doing, so it is printed, not
+# asserted.
 
 t_hess, t_hvp = costs[-1]
 print(f"n = {sizes[-1]}: Hessian / HVP time = {t_hess / t_hvp:.1f}")
-assert t_hess > 2 * t_hvp
 
 fig, ax = plt.subplots()
 _ = ax.semilogx(sizes, [1e3 * c[0] for c in costs], "o-", label="full Hessian (vecgrad.hessian)")
 _ = ax.semilogx(sizes, [1e3 * c[1] for c in costs], "s-", label="one product (vecgrad.hvp)")
-_ = ax.set(title="Hessian vs Hessian-vector product", xlabel="n", ylabel="time (ms, best of 3)")
+_ = ax.set(title="Hessian vs Hessian-vector product", xlabel="n", ylabel="time (ms, median)")
 _ = ax.legend()
 plt.show()
