@@ -204,8 +204,9 @@ print({name: tuple(g.shape) for name, g in grads.items()}, "match the loop and p
 # Without ``jvp``: no forward mode
 # --------------------------------
 # Leave out ``jvp`` and reverse mode still works, but anything that needs forward mode fails
-# when it reaches the Function. :func:`vecgrad.jacobian` passes on PyTorch's own error: a
-# :class:`NotImplementedError` raised from inside :func:`torch.func.jvp`.
+# when it reaches the Function. PyTorch raises a :class:`NotImplementedError` from deep inside
+# :func:`torch.func.jvp`; :func:`vecgrad.jacobian` turns it into a :class:`TypeError` that names
+# the argument and the missing piece, with PyTorch's error kept as its ``__cause__``.
 
 
 class NoJvp(torch.autograd.Function):
@@ -227,16 +228,19 @@ def first_error(fn):
 torch.testing.assert_close(vg.jacobian(NoJvp.apply, x, strategy="reverse"), jacobian_polar(x))
 err = first_error(lambda: vg.jacobian(NoJvp.apply, x, strategy="forward"))
 print(f"{type(err).__name__}: {str(err).splitlines()[0]}")
-assert isinstance(err, NotImplementedError)
-assert "You must implement the jvp function" in str(err)
+assert isinstance(err, TypeError)
+assert "`func` must support forward-mode AD" in str(err)
+assert "without a `jvp` staticmethod" in str(err)
+assert isinstance(err.__cause__, NotImplementedError)
 
 # %%
 # Without a vmap rule: nothing vectorised through the Function
 # ------------------------------------------------------------
 # Leave out ``generate_vmap_rule`` (and the alternative, a ``vmap`` staticmethod) and any
 # transform that vmaps the Function *itself* fails: :func:`vecgrad.jacobian` in forward mode,
-# which vmaps the JVP, and :func:`vecgrad.per_sample_grads`, which vmaps the model. Again the
-# :class:`RuntimeError` is PyTorch's, passed on unchanged. Reverse-mode Jacobians still work:
+# which vmaps the JVP, and :func:`vecgrad.per_sample_grads`, which vmaps the model. Each names
+# the Function and the two ways to give it a rule (PyTorch's :class:`RuntimeError` is the
+# ``__cause__``). Reverse-mode Jacobians still work:
 # they vmap only the backward pass, whose ``backward`` is ordinary torch code.
 
 
@@ -256,9 +260,11 @@ calls = {
 }
 for name, call in calls.items():
     err = first_error(call)
-    print(f"{name}: {type(err).__name__}: {str(err).splitlines()[0][:90]}...")
-    assert isinstance(err, RuntimeError)
-    assert "does not have vmap support" in str(err)
+    print(f"{name}: {type(err).__name__}: {str(err).splitlines()[0]}")
+    assert isinstance(err, TypeError)
+    assert "must support torch.func.vmap; got the custom torch.autograd.Function NoVmap" in str(err)
+    assert "generate_vmap_rule = True" in str(err)
+    assert isinstance(err.__cause__, RuntimeError)
 
 # %%
 # The older style: ``forward(ctx, ...)``
@@ -280,6 +286,7 @@ class OldStyle(torch.autograd.Function):
 
 torch.testing.assert_close(vg.jacobian(OldStyle.apply, x, strategy="loop"), jacobian_polar(x))
 err = first_error(lambda: vg.jacobian(OldStyle.apply, x, strategy="reverse"))
-print(f"{type(err).__name__}: {str(err).splitlines()[0][:100]}...")
-assert isinstance(err, RuntimeError)
-assert "must override the setup_context staticmethod" in str(err)
+print(f"{type(err).__name__}: {str(err).splitlines()[0]}")
+assert isinstance(err, TypeError)
+assert "whose `forward` takes `ctx` (the older style)" in str(err)
+assert isinstance(err.__cause__, RuntimeError)

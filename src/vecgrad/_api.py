@@ -10,6 +10,8 @@ works on a tuple, and gives results back in the caller's structure, with memory 
 from __future__ import annotations
 
 import functools
+import inspect
+import re
 from collections.abc import Callable
 from typing import ParamSpec, TypeAlias, TypeVar, cast
 
@@ -39,6 +41,8 @@ def public(fn: Callable[P, R]) -> Callable[P, R]:
     another one's ``func`` keeps its own name.
     """
     prefix = f"vecgrad.{fn.__name__}: "
+    # The argument whose code runs under the transforms: func, model or fn.
+    subject = next(iter(inspect.signature(fn).parameters))
 
     @functools.wraps(fn)
     def boundary(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -48,8 +52,41 @@ def public(fn: Callable[P, R]) -> Callable[P, R]:
             raise TypeError(prefix + str(refusal)) from None
         except BadValue as refusal:
             raise ValueError(prefix + str(refusal)) from None
+        except (NotImplementedError, RuntimeError) as err:
+            reason = _unsupported_function(err)
+            if reason is None:
+                raise
+            raise TypeError(prefix + f"`{subject}` {reason}") from err
 
     return boundary
+
+
+def _unsupported_function(err: Exception) -> str | None:
+    """Say which piece a custom autograd.Function lacks, from torch's error; None if not that.
+
+    torch raises these deep inside a transform, in words about its own internals; the caller
+    needs to know which of their Functions to change, and how.
+    """
+    message = str(err)
+    if isinstance(err, NotImplementedError) and "must implement the jvp function" in message:
+        return (
+            "must support forward-mode AD; got a custom torch.autograd.Function without a `jvp` "
+            "staticmethod. Define `jvp`, or use a reverse-mode method."
+        )
+    vmap = re.match(r"You tried to vmap over (\w+), but it does not have vmap support", message)
+    if vmap:
+        return (
+            "must support torch.func.vmap; got the custom torch.autograd.Function "
+            f"{vmap.group(1)} without a vmap rule. Set `generate_vmap_rule = True` on it or "
+            "define a `vmap` staticmethod."
+        )
+    if "it must override the setup_context staticmethod" in message:
+        return (
+            "must work under torch.func transforms; got a custom torch.autograd.Function whose "
+            "`forward` takes `ctx` (the older style). Give it a `setup_context` staticmethod "
+            "and a `forward` without `ctx`."
+        )
+    return None
 
 
 def _as_tuple(name: str, value: object) -> tuple[tuple[Tensor, ...], bool]:

@@ -46,7 +46,9 @@ def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor,
     ------
     TypeError
         If ``func`` is not callable or does not return a real floating-point Tensor, or if
-        ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype.
+        ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, or if
+        ``func`` calls a custom :class:`torch.autograd.Function` without a ``jvp``, a vmap rule
+        or ``setup_context`` (forward-over-reverse needs all three).
     ValueError
         If ``func`` returns more than one element, or ``inputs`` is an empty tuple.
 
@@ -138,7 +140,8 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
         If ``func`` is not callable or does not return a real floating-point Tensor, if
         ``inputs`` or ``v`` is not a Tensor or a tuple of Tensors of real floating-point dtype,
         if ``v`` is a Tensor where ``inputs`` is a tuple (or the reverse), or if a dtype in ``v``
-        differs from its input's.
+        differs from its input's; or if ``func`` calls a custom
+        :class:`torch.autograd.Function` without a ``jvp`` or ``setup_context``.
     ValueError
         If ``func`` returns more than one element, ``inputs`` is an empty tuple, or ``v`` does
         not match ``inputs`` in length, shape or device.

@@ -205,7 +205,9 @@ def jacobian(
     TypeError
         If ``func`` is not callable or does not return a real floating-point Tensor, if
         ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, if
-        ``strategy`` is not a string or ``chunk_size`` not an int.
+        ``strategy`` is not a string or ``chunk_size`` not an int; or if ``func`` calls a
+        custom :class:`torch.autograd.Function` that lacks what the strategy needs (a ``jvp``
+        for forward mode, a vmap rule, or ``setup_context`` for any vectorised strategy).
     ValueError
         If ``inputs`` is an empty tuple, ``strategy`` is unknown, ``chunk_size < 1``, or
         ``chunk_size`` is given with ``strategy='loop'``.
@@ -322,7 +324,9 @@ def batch_jacobian(
     TypeError
         If ``func`` is not callable or does not return a real floating-point Tensor, if
         ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, if
-        ``strategy`` is not a string or ``chunk_size`` not an int.
+        ``strategy`` is not a string or ``chunk_size`` not an int; or if ``func`` calls a
+        custom :class:`torch.autograd.Function` that lacks what the strategy needs (a ``jvp``
+        for forward mode, a vmap rule, ``setup_context``).
     ValueError
         If ``inputs`` is an empty tuple or holds a 0-dim Tensor or Tensors of different batch
         sizes, ``func``'s output's first dimension is not the batch size, ``strategy`` is

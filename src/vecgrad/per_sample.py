@@ -271,7 +271,9 @@ def per_sample_grads(
     ------
     TypeError
         If ``model`` is not an ``nn.Module``, ``loss_fn`` is not callable or does not return a
-        real floating-point Tensor, or ``inputs`` or ``targets`` is not a Tensor.
+        real floating-point Tensor, ``inputs`` or ``targets`` is not a Tensor, or ``model``
+        calls a custom :class:`torch.autograd.Function` without a vmap rule or
+        ``setup_context``.
     ValueError
         If ``model`` normalises with batch statistics (call ``model.eval()`` or use
         GroupNorm/LayerNorm) or has no parameter that requires grad, ``inputs`` or ``targets``

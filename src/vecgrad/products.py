@@ -124,7 +124,8 @@ def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
         If ``func`` is not callable or does not return a real floating-point Tensor, if
         ``inputs`` or ``v`` is not a Tensor or a tuple of Tensors of real floating-point dtype,
         if ``v`` is a Tensor where ``inputs`` is a tuple (or the reverse), or if a dtype in ``v``
-        differs from its input's.
+        differs from its input's; or if ``func`` calls a custom
+        :class:`torch.autograd.Function` without a ``jvp`` or ``setup_context``.
     ValueError
         If ``inputs`` is an empty tuple, or ``v`` does not match ``inputs`` in length, shape or
         device.
