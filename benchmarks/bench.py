@@ -15,7 +15,6 @@ import itertools
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, jacfwd, jacrev, vmap
+from torch.utils.benchmark import Timer
 
 import vecgrad as vg
 
@@ -57,9 +57,7 @@ class Config:
     memory_size: int
     memory_hidden: int
     chunk_sizes: tuple[int | None, ...]
-    min_reps: int  # repeat until min_reps calls and min_time seconds ...
-    min_time: float
-    slow_time: float  # ... or, for slow methods, 3 calls and slow_time seconds
+    min_run_time: float  # seconds of timed blocks of calls per method (Timer.blocked_autorange)
 
 
 FULL = Config(
@@ -79,9 +77,7 @@ FULL = Config(
     memory_size=512,
     memory_hidden=2048,
     chunk_sizes=(None, 256, 64, 16),
-    min_reps=5,
-    min_time=0.2,
-    slow_time=1.0,
+    min_run_time=0.5,
 )
 QUICK = Config(
     jacobian_shapes=(("square", 16, 16), ("tall", 4, 64), ("wide", 64, 4), ("square", 64, 64)),
@@ -95,9 +91,7 @@ QUICK = Config(
     memory_size=64,
     memory_hidden=256,
     chunk_sizes=(None, 64, 16, 4),
-    min_reps=1,
-    min_time=0.0,
-    slow_time=0.0,
+    min_run_time=0.01,
 )
 
 
@@ -370,42 +364,40 @@ def check(method: Method) -> str | None:
     return None
 
 
+def measure(method: Method, cfg: Config) -> tuple[float, float, int]:
+    """Median and fastest time per call (scaled by ``method.scale``) and the calls timed.
+
+    torch's Timer picks how many calls make one block (so the clock's resolution does not
+    matter), times blocks for ``cfg.min_run_time`` seconds and synchronizes CUDA around each;
+    the median is over blocks. It runs with the threads torch uses in this process.
+    """
+    timer = Timer(stmt="run()", globals={"run": method.run}, num_threads=torch.get_num_threads())
+    result = timer.blocked_autorange(min_run_time=cfg.min_run_time)
+    calls = result.number_per_run * len(result.times)
+    return result.median * method.scale, min(result.times) * method.scale, calls
+
+
 def time_case(case: Case, cfg: Config, device: torch.device) -> list[Timing]:
-    """Check every method, then time the correct ones round-robin (so they share the load)."""
+    """Check every method against its reference, then time the correct ones."""
     errors = {m.name: check(m) for m in case.methods}
-    samples: dict[str, list[float]] = {m.name: [] for m in case.methods}
-    active = [m for m in case.methods if errors[m.name] is None]
-    while active:
-        for m in tuple(active):
-            synchronize(device)
-            start = time.perf_counter()
-            m.run()
-            synchronize(device)
-            samples[m.name].append(time.perf_counter() - start)
-            reps, spent = len(samples[m.name]), sum(samples[m.name])
-            if (reps >= cfg.min_reps and spent >= cfg.min_time) or (
-                reps >= 3 and spent >= cfg.slow_time
-            ):
-                active.remove(m)
-    medians = {
-        m.name: statistics.median(samples[m.name]) * m.scale
-        for m in case.methods
-        if samples[m.name]
-    }
-    base = medians.get(case.baseline)
-    return [
-        Timing(
-            device=str(device),
-            case=case.title,
-            method=m.name,
-            median_s=medians.get(m.name),
-            min_s=min(samples[m.name]) * m.scale if samples[m.name] else None,
-            reps=len(samples[m.name]),
-            ratio=medians[m.name] / base if base and m.name in medians else None,
-            note=errors[m.name] or m.note,
+    measured = {m.name: measure(m, cfg) for m in case.methods if errors[m.name] is None}
+    base = measured[case.baseline][0] if case.baseline in measured else None
+    timings = []
+    for m in case.methods:
+        median, fastest, calls = measured.get(m.name, (None, None, 0))
+        timings.append(
+            Timing(
+                device=str(device),
+                case=case.title,
+                method=m.name,
+                median_s=median,
+                min_s=fastest,
+                reps=calls,
+                ratio=median / base if base and median is not None else None,
+                note=errors[m.name] or m.note,
+            )
         )
-        for m in case.methods
-    ]
+    return timings
 
 
 def fmt_ms(seconds: float | None) -> str:

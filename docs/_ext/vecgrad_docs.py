@@ -93,6 +93,21 @@ def recolor_for_dark(fig: Any) -> None:
                 artist.set_edgecolor(DARK_FOREGROUND)
 
 
+def describe_figure(fig: Any) -> str:
+    """Alt text from what a figure shows: its title, then each panel's title, axes and legend."""
+    parts = [fig.get_suptitle()]
+    for ax in fig.axes:
+        labels = (ax.get_xlabel(), ax.get_ylabel())
+        panel = [ax.get_title(), *(f"{n} axis {t}" for n, t in zip("xy", labels, strict=True) if t)]
+        legend = ax.get_legend()
+        if legend:
+            panel.append("legend: " + "; ".join(text.get_text() for text in legend.get_texts()))
+        parts.append(", ".join(filter(None, panel)))
+    # TeX in titles ($\tanh(Ax)$) is read as its plain letters.
+    text = ". ".join(filter(None, parts)) or "Figure"
+    return " ".join(text.replace("$", "").replace("\\", "").split())
+
+
 def light_dark_scraper(block: Any, block_vars: dict[str, Any], gallery_conf: dict[str, Any]) -> str:
     """sphinx-gallery scraper: save every open figure twice, for furo's light and dark themes."""
     import matplotlib.pyplot as plt
@@ -109,7 +124,7 @@ def light_dark_scraper(block: Any, block_vars: dict[str, Any], gallery_conf: dic
         fig.savefig(dark, dpi=110, bbox_inches="tight", facecolor=DARK_BACKGROUND)
         for path, theme in ((light, "only-light"), (dark, "only-dark")):
             rel = "/" + path.relative_to(src_dir).as_posix()
-            alt = f"figure {light.stem.rsplit('_', 1)[-1]}, {theme.split('-')[1]} theme"
+            alt = describe_figure(fig)
             rst.append(
                 f".. image:: {rel}\n   :alt: {alt}\n   :class: sphx-glr-single-img {theme}\n"
             )

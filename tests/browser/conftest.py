@@ -8,9 +8,11 @@ other host is aborted and counted, so a page that needs the network fails the te
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,25 +24,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import (
-    Browser,
-    ConsoleMessage,
-    Page,
-    Request,
-    Response,
-    Route,
-    sync_playwright,
-)
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+if TYPE_CHECKING:  # playwright is imported where a browser starts: the unit tests run without it
+    from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, Route
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SITE = REPO_ROOT / "docs" / "_build" / "html"
 BUILD_COMMAND = ("-m", "sphinx", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(
+    os.environ.get("VECGRAD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+)
+# axe-core, installed by `nox -s tests` with npm (noxfile.py pins its version).
+AXE_JS = Path(
+    os.environ.get("VECGRAD_AXE_JS")
+    or REPO_ROOT / ".nox" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+)
+# In CI (CI=true, as GitHub Actions and .ci/run set it) a missing dependency fails the browser
+# tests; elsewhere they are skipped with the reason, so the unit tests run on any machine.
+REQUIRED = os.environ.get("CI", "").lower() not in ("", "0", "false")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -64,6 +69,37 @@ OFFSITE = re.compile(r"^(?!http://127\.0\.0\.1[:/]|blob:|data:)")
 
 STATS = pytest.StashKey[Counter[str]]()
 SCREENSHOTS = pytest.StashKey[list[str]]()
+
+
+# -- What the browser tests need ------------------------------------------------------------------
+
+
+def missing_browser() -> str | None:
+    """Why the browser tests cannot run here (a missing package or Chromium), or None."""
+    for module, package in (("playwright", "playwright"), ("PIL", "pillow")):
+        if importlib.util.find_spec(module) is None:
+            return (
+                f"the browser tests need the Python package {package} "
+                "(`pip install --group test --group docs -e .`, or run `nox -s tests`)"
+            )
+    if not CHROMIUM.is_file():
+        return (
+            f"the browser tests need Chromium at {CHROMIUM} (`apt-get install chromium` on "
+            "Debian, or set VECGRAD_CHROMIUM to a Chromium or Chrome binary)"
+        )
+    if not (SITE / "index.html").is_file() and importlib.util.find_spec("sphinx") is None:
+        return f"no built site at {SITE} and no Sphinx to build it (run `nox -s docs`)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the browser tests, with the reason, where their dependencies are missing (not in CI)."""
+    here = Path(__file__).parent
+    reason = None if REQUIRED else missing_browser()
+    if reason:
+        for item in items:
+            if here in item.path.parents:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 # -- The built site --------------------------------------------------------------------------------
@@ -392,8 +428,11 @@ class SiteBrowser:
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"the browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
+    reason = missing_browser()
+    if reason:
+        pytest.fail(reason)
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
@@ -459,7 +498,8 @@ IMAGE_PROBE = r"""async () => {
     } else {
       width = (await within(probe(src), 10000)) || 0;
     }
-    out.push({src, classes: Array.from(img.classList), shown, containerShown, width});
+    const alt = img.getAttribute("alt");
+    out.push({src, alt, classes: Array.from(img.classList), shown, containerShown, width});
   }
   return out;
 }"""
@@ -480,10 +520,36 @@ class PageReport:
     images: list[dict[str, Any]]
     body: dict[str, str]
     status: int | None
+    axe: list[dict[str, Any]] | None  # axe-core's violations; None: axe-core is not installed
+
+
+# axe-core's violations on the page as the reader sees it (theme applied, math typeset), with each
+# offending element's selector and axe's summary of what fails there.
+AXE_RUN = """async () => {
+  const results = await axe.run(document, {resultTypes: ["violations"]});
+  return results.violations.map((v) => ({
+    id: v.id,
+    impact: v.impact,
+    help: v.help,
+    nodes: v.nodes.map((n) => ({
+      target: n.target.join(" "),
+      summary: (n.failureSummary || "").split("\\n").slice(1, 2).join("").trim(),
+    })),
+  }));
+}"""
+
+
+def run_axe(page: Page) -> list[dict[str, Any]]:
+    """Inject the installed axe-core into ``page`` and run every rule it enables by default."""
+    page.add_script_tag(path=str(AXE_JS))
+    violations: list[dict[str, Any]] = page.evaluate(AXE_RUN)
+    return violations
 
 
 def wait_for_mathjax(page: Page) -> bool:
     """Wait until MathJax has started and typeset the page; False if it never started."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     try:
         page.wait_for_function(
             "() => window.MathJax && MathJax.startup && MathJax.startup.promise",
@@ -508,6 +574,7 @@ def visit(tab: Tab, rel: str, theme: str) -> PageReport:
     page.evaluate("() => document.fonts.ready.then(() => true)")
     images = page.evaluate(IMAGE_PROBE)
     body = page.evaluate(THEME_PROBE)
+    axe = run_axe(page) if AXE_JS.is_file() else None
     tab.settle()
     return PageReport(
         rel=rel,
@@ -518,6 +585,7 @@ def visit(tab: Tab, rel: str, theme: str) -> PageReport:
         images=images,
         body=body,
         status=response.status if response else None,
+        axe=axe,
     )
 
 

@@ -7,12 +7,14 @@ URL, so its links must work from any depth; the second test plays the host's par
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from playwright.sync_api import Route
 
 from .conftest import SiteBrowser, Tab
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Route
 
 pytestmark = pytest.mark.browser
 

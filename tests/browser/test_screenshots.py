@@ -10,7 +10,6 @@ import posixpath
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageStat
 
 from .conftest import SCREENSHOTS, ParsedPage, SiteBrowser, wait_for_mathjax
 
@@ -28,6 +27,8 @@ def gallery_example(parsed_pages: dict[str, ParsedPage]) -> str:
 
 
 def brightness(path: Path) -> float:
+    from PIL import Image, ImageStat  # pillow comes with the docs dependencies
+
     with Image.open(path) as image:
         return float(ImageStat.Stat(image.convert("L")).mean[0])
 
