@@ -5,7 +5,8 @@ descriptions from sphinxext-opengraph and the gallery's timing options from sphi
 (see ``conf.py``). Sphinx's MathJax support only links a URL, and no extension serves MathJax 3
 offline without copying megabytes per build; sphinx-gallery's matplotlib scraper saves one image
 per figure, and furo's dark theme needs a second, recoloured one; sphinxext-opengraph gives an
-API page no description (see :func:`describe_object_page`).
+API page no description (see :func:`describe_object_page`); sphinx-sitemap lists only the pages
+an incremental build wrote (see :func:`complete_sitemap`).
 """
 
 from __future__ import annotations
@@ -192,7 +193,36 @@ def describe_object_page(app: Sphinx, doctree: nodes.document) -> None:
     doctree.insert(0, nodes.meta("", name="description", content=summary))
 
 
+# -- A complete sitemap from an incremental build --------------------------------------------------
+
+
+def complete_sitemap(app: Sphinx, exception: Exception | None) -> None:
+    """Hand sphinx-sitemap every page, in a fixed order, before it writes ``sitemap.xml``.
+
+    sphinx-sitemap lists the pages written by this build (jdillard/sphinx-sitemap#13), so an
+    incremental build would publish a sitemap of the edited pages only; and parallel writing
+    would shuffle their order from build to build. The pages come from the environment instead.
+    """
+    queue = getattr(app.env.app, "sitemap_links", None)
+    if exception is not None or queue is None or app.builder.format != "html":
+        return
+    from sphinx_sitemap import is_excluded
+
+    links = {}
+    while not queue.empty():
+        link, last_updated = queue.get_nowait()
+        links[link] = last_updated
+    for docname in app.env.all_docs:
+        link = app.builder.get_target_uri(docname)
+        if not is_excluded(link, app.config.sitemap_excludes):
+            links.setdefault(link, None)
+    for link in sorted(links):
+        queue.put((link, links[link]))
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", copy_mathjax)
     app.connect("doctree-read", describe_object_page)
+    # Before sphinx-sitemap's own build-finished handler (default priority 500) writes the file.
+    app.connect("build-finished", complete_sitemap, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
