@@ -100,6 +100,9 @@ intersphinx_timeout = 1
 
 myst_enable_extensions = ["amsmath", "colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3
+# jupyter-cache keeps each page's outputs under docs/_build, keyed by the hash of its code cells: an
+# unchanged page is not run again, a cold build (CI) runs every page. A page runs while it is read,
+# so `sphinx-build -j N` runs N pages at once (one kernel each).
 nb_execution_mode = os.environ.get("VECGRAD_NB_EXECUTION", "cache")
 nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
 nb_execution_raise_on_error = True
