@@ -220,6 +220,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def bench_docs(session: nox.Session) -> None:
+    """Time cold, no-change, one-example-edit and one-page-edit site builds against their goals."""
+    install(session, "docs")
+    session.run("python", "benchmarks/docs_build.py", *session.posargs)
+
+
+@nox.session(default=False)
 def serve(session: nox.Session) -> None:
     """Rebuild and reload the site in the browser while you edit (sphinx-autobuild)."""
     install(session, "docs")

@@ -40,6 +40,7 @@ extensions = [
     "sphinx_design",
     "sphinxext.opengraph",
     "notfound.extension",
+    "sphinx_sitemap",
     "vecgrad_docs",
 ]
 
@@ -51,23 +52,32 @@ exclude_patterns = [
     # sphinx-gallery writes a notebook beside each example page; myst-nb must not read it.
     "gallery/**/*.ipynb",
     "gallery/*.ipynb",
+    # Timing pages are not written (write_computation_times below); ignore copies left by an
+    # older build in a working tree, whose CDN scripts would break the offline site.
+    "sg_execution_times.rst",
+    "gallery/**/sg_execution_times.rst",
 ]
 templates_path = ["_templates"]
 root_doc = "index"
-nitpicky = False
+# Every cross-reference must resolve: with -W a broken one fails the build.
+nitpicky = True
 
 # -- Autodoc / autosummary / napoleon --------------------------------------------------------------
 
 autosummary_generate = True
 autodoc_typehints = "signature"
-# The package imports ``from torch import Tensor``: give the full path so signatures link.
-autodoc_type_aliases = {"Tensor": "torch.Tensor"}
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": False}
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 napoleon_preprocess_types = True
+# Words the docstrings use as types, linked to where they are defined.
+napoleon_type_aliases = {
+    "Tensor": "~torch.Tensor",
+    "callable": ":term:`callable`",
+    "iterable": ":term:`iterable`",
+}
 
 # -- Doctest ---------------------------------------------------------------------------------------
 
@@ -90,6 +100,9 @@ intersphinx_timeout = 1
 
 myst_enable_extensions = ["amsmath", "colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3
+# jupyter-cache keeps each page's outputs under docs/_build, keyed by the hash of its code cells: an
+# unchanged page is not run again, a cold build (CI) runs every page. A page runs while it is read,
+# so `sphinx-build -j N` runs N pages at once (one kernel each).
 nb_execution_mode = os.environ.get("VECGRAD_NB_EXECUTION", "cache")
 nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
 nb_execution_raise_on_error = True
@@ -111,6 +124,10 @@ sphinx_gallery_conf = {
     "download_all_examples": True,
     "remove_config_comments": True,
     "min_reported_time": 0,
+    # No sg_execution_times pages: their table loads jQuery and DataTables from CDNs (the site
+    # loads nothing from other hosts), and they change with every run (sphinx-gallery itself turns
+    # them off for reproducible builds). Each example page still shows its own running time.
+    "write_computation_times": False,
     "show_signature": False,
     # Only printed output appears on the page; a trailing expression is never echoed.
     "capture_repr": (),
@@ -135,12 +152,16 @@ html_theme_options = {
 # MathJax 3, copied from the django-static-mathjax distribution into _static/mathjax at build time.
 mathjax_path = "mathjax/tex-mml-chtml.js"
 
-# Where the site is hosted: the sitemap (written by _ext/vecgrad_docs.py), canonical links, link
-# previews and the 404 page use it.
+# Where the site is hosted: the sitemap (sphinx-sitemap), canonical links, link previews and the 404
+# page use it.
 html_baseurl = os.environ.get(
     "READTHEDOCS_CANONICAL_URL",
     os.environ.get("VECGRAD_DOCS_URL", "https://vecgrad.github.io/vecgrad/"),
 )
+# One URL per page, with no language or version folder (the site is hosted unversioned).
+sitemap_url_scheme = "{link}"
+# Pages search engines should not index. Module-source pages (viewcode) are not content pages.
+sitemap_excludes = ["404.html", "search.html", "genindex.html", "_modules/*"]
 ogp_site_url = html_baseurl
 ogp_site_name = "vecgrad"
 ogp_description_length = 200

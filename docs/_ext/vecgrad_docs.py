@@ -1,17 +1,23 @@
-"""Site machinery for the vecgrad docs: offline MathJax and light/dark gallery figures."""
+"""Site machinery for the vecgrad docs: offline MathJax and light/dark gallery figures.
+
+Only what no stock extension does lives here. The sitemap comes from sphinx-sitemap, page
+descriptions from sphinxext-opengraph and the gallery's timing options from sphinx-gallery itself
+(see ``conf.py``). Sphinx's MathJax support only links a URL, and no extension serves MathJax 3
+offline without copying megabytes per build; sphinx-gallery's matplotlib scraper saves one image
+per figure, and furo's dark theme needs a second, recoloured one; sphinxext-opengraph gives an
+API page no description (see :func:`describe_object_page`); sphinx-sitemap lists only the pages
+an incremental build wrote (see :func:`complete_sitemap`).
+"""
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
-import matplotlib.colors as mcolors
+from docutils import nodes
+from sphinx import addnodes
 from sphinx.application import Sphinx
 
 # furo's dark background and body text colours.
@@ -46,17 +52,24 @@ def copy_mathjax(app: Sphinx) -> None:
 # -- Gallery figures in light and dark -------------------------------------------------------------
 
 
+def _rgba(color: Any) -> tuple[float, float, float, float]:
+    # Imported here: a build that executes no example never needs matplotlib.
+    import matplotlib.colors as mcolors
+
+    return mcolors.to_rgba(color)
+
+
 def _is_dark(color: Any) -> bool:
     if isinstance(color, str) and color.lower() == "none":
         return False
-    r, g, b, a = mcolors.to_rgba(color)
+    r, g, b, a = _rgba(color)
     return a > 0 and 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.35
 
 
 def _is_white(color: Any) -> bool:
     if isinstance(color, str) and color.lower() == "none":
         return False
-    r, g, b, a = mcolors.to_rgba(color)
+    r, g, b, a = _rgba(color)
     return a > 0 and min(r, g, b) > 0.9
 
 
@@ -108,6 +121,16 @@ def describe_figure(fig: Any) -> str:
     return " ".join(text.replace("$", "").replace("\\", "").split())
 
 
+# PNG files that depend only on the figure: no "Software" text chunk naming matplotlib's version
+# (matplotlib writes no timestamp into a PNG), so two builds give the same bytes.
+SAVEFIG: dict[str, Any] = {
+    "format": "png",
+    "dpi": 110,
+    "bbox_inches": "tight",
+    "metadata": {"Software": None},
+}
+
+
 def light_dark_scraper(block: Any, block_vars: dict[str, Any], gallery_conf: dict[str, Any]) -> str:
     """sphinx-gallery scraper: save every open figure twice, for furo's light and dark themes."""
     import matplotlib.pyplot as plt
@@ -119,9 +142,9 @@ def light_dark_scraper(block: Any, block_vars: dict[str, Any], gallery_conf: dic
         fig = plt.figure(num)
         light = Path(next(image_paths))
         dark = light.with_name(f"{light.stem}_dark{light.suffix}")
-        fig.savefig(light, dpi=110, bbox_inches="tight")
+        fig.savefig(light, **SAVEFIG)
         recolor_for_dark(fig)
-        fig.savefig(dark, dpi=110, bbox_inches="tight", facecolor=DARK_BACKGROUND)
+        fig.savefig(dark, **SAVEFIG, facecolor=DARK_BACKGROUND)
         for path, theme in ((light, "only-light"), (dark, "only-dark")):
             rel = "/" + path.relative_to(src_dir).as_posix()
             alt = describe_figure(fig)
@@ -157,68 +180,64 @@ def warm_up_torch(gallery_conf: dict[str, Any], fname: str, when: str) -> None:
     _warmed_up = True
 
 
-# -- Pages that work offline and describe themselves ----------------------------------------------
-
-# sphinx-gallery's computation-time pages load jQuery and DataTables from CDNs to sort their table;
-# the site loads nothing from other hosts, so that raw HTML block goes and the plain table stays.
-_CDN_TABLE_SCRIPTS = re.compile(r"^  \.\. raw:: html\n(?:\n|    .*\n)*", re.MULTILINE)
+# -- Descriptions of API pages --------------------------------------------------------------------
 
 
-def drop_cdn_scripts(app: Sphinx, docname: str, source: list[str]) -> None:
-    if docname.rsplit("/", 1)[-1] == "sg_execution_times":
-        source[0] = _CDN_TABLE_SCRIPTS.sub("", source[0], count=1)
+def describe_object_page(app: Sphinx, doctree: nodes.document) -> None:
+    """Describe a page that documents one object by the first paragraph of its docstring.
 
-
-def describe_api_page(app: Sphinx, docname: str, source: list[str]) -> None:
-    """Give each API page its docstring's summary as description (search engines, link previews).
-
-    sphinxext-opengraph skips object descriptions, so an autosummary page would otherwise be
-    described by whatever text follows the signature, or not at all.
+    sphinxext-opengraph describes every other page. It skips object descriptions (Sphinx's ``desc``
+    node is an admonition to it), so an API page would be described by the heading of its example
+    list, or not at all. Only pages whose first content is an object description are touched.
     """
-    prefix = "api/generated/"
-    if not docname.startswith(prefix):
+    section = doctree.next_node(nodes.section)
+    if section is None:
         return
-    module, _, name = docname.removeprefix(prefix).rpartition(".")
-    try:
-        obj = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
+    body = [
+        child
+        for child in section.children[1:]
+        if not isinstance(child, (addnodes.index, nodes.target))
+    ]
+    if not body or not isinstance(body[0], addnodes.desc):
         return
-    summary = " ".join((inspect.getdoc(obj) or "").split("\n\n", 1)[0].split())
-    summary = re.sub(r":[\w:]+:`~?([^`<]+?)\s*(<[^>]*>)?`", r"\1", summary)
-    summary = summary.replace("``", "").replace('"', "'")
-    if summary:
-        text = source[0].lstrip("\ufeff")
-        source[0] = f":og:description: {summary}\n\n.. meta::\n   :description: {summary}\n\n{text}"
+    paragraph = body[0].next_node(nodes.paragraph)
+    if paragraph is None:
+        return
+    summary = " ".join(paragraph.astext().split())
+    app.env.metadata[app.env.docname].setdefault("og:description", summary)
+    doctree.insert(0, nodes.meta("", name="description", content=summary))
 
 
-# Pages search engines should not index.
-SITEMAP_EXCLUDES = {"404", "search", "genindex"}
+# -- A complete sitemap from an incremental build --------------------------------------------------
 
 
-def write_sitemap(app: Sphinx, exception: Exception | None) -> None:
-    """Write ``sitemap.xml`` listing every page of the site.
+def complete_sitemap(app: Sphinx, exception: Exception | None) -> None:
+    """Hand sphinx-sitemap every page, in a fixed order, before it writes ``sitemap.xml``.
 
-    Built from all documents of the environment, so an incremental build (which writes only the
-    pages that changed) still produces a complete sitemap.
+    sphinx-sitemap lists the pages written by this build (jdillard/sphinx-sitemap#13), so an
+    incremental build would publish a sitemap of the edited pages only; and parallel writing
+    would shuffle their order from build to build. The pages come from the environment instead.
     """
-    if exception is not None or app.builder.format != "html":
+    queue = getattr(app.env.app, "sitemap_links", None)
+    if exception is not None or queue is None or app.builder.format != "html":
         return
-    base = app.config.html_baseurl.rstrip("/") + "/"
-    pages = sorted(
-        app.builder.get_target_uri(doc) for doc in app.env.all_docs if doc not in SITEMAP_EXCLUDES
-    )
-    urls = "".join(f"  <url><loc>{escape(base + page)}</loc></url>\n" for page in pages)
-    xml = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
-        f"{urls}</urlset>\n"
-    )
-    (Path(app.outdir) / "sitemap.xml").write_text(xml, encoding="utf-8")
+    from sphinx_sitemap import is_excluded
+
+    links = {}
+    while not queue.empty():
+        link, last_updated = queue.get_nowait()
+        links[link] = last_updated
+    for docname in app.env.all_docs:
+        link = app.builder.get_target_uri(docname)
+        if not is_excluded(link, app.config.sitemap_excludes):
+            links.setdefault(link, None)
+    for link in sorted(links):
+        queue.put((link, links[link]))
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", copy_mathjax)
-    app.connect("source-read", drop_cdn_scripts)
-    app.connect("source-read", describe_api_page)
-    app.connect("build-finished", write_sitemap)
+    app.connect("doctree-read", describe_object_page)
+    # Before sphinx-sitemap's own build-finished handler (default priority 500) writes the file.
+    app.connect("build-finished", complete_sitemap, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -39,13 +39,25 @@ MODULES = {
     "torch.profiler": "profiler.html",
 }
 # Classes whose public methods and attributes get an entry too.
-CLASSES = ["torch.Tensor", "torch.nn.Module", "torch.autograd.Function", "torch.optim.Optimizer"]
+CLASSES = [
+    "torch.Tensor",
+    "torch.nn.Module",
+    "torch.autograd.Function",
+    "torch.optim.Optimizer",
+    "torch.utils.benchmark.Timer",
+]
+# Classes documented, members included, on their module's page rather than a generated page.
+INLINE_CLASSES = {"torch.utils.benchmark.Timer": "benchmark_utils.html"}
+# Where a class is defined, as autodoc writes it in a signature (``nn.Module`` in an annotation
+# renders as torch.nn.modules.module.Module): the same page as its public name.
+DEFINED_AT = {"torch.nn.modules.module.Module": "torch.nn.Module"}
 # Objects documented on a shared page rather than on a generated page of their own.
 SPECIAL_URIS = {
     "torch.Tensor": "tensors.html#torch.Tensor",
     "torch.testing.assert_close": "testing.html#torch.testing.assert_close",
     "torch.dtype": "tensor_attributes.html#torch.dtype",
     "torch.device": "tensor_attributes.html#torch.device",
+    "torch.utils.benchmark.Timer": "benchmark_utils.html#torch.utils.benchmark.Timer",
 }
 
 
@@ -96,14 +108,15 @@ def main() -> None:
             name = f"{clsname}.{member}"
             role = role_of(getattr(cls, member), in_class=True) or "attribute"
             # Tensor methods have their own generated pages; other classes document members inline.
-            page = (
-                f"generated/{name}.html"
-                if clsname == "torch.Tensor"
-                else f"generated/{clsname}.html"
-            )
+            if clsname == "torch.Tensor":
+                page = f"generated/{name}.html"
+            else:
+                page = INLINE_CLASSES.get(clsname, f"generated/{clsname}.html")
             add(name, role, f"{page}#{name}")
     for name, uri in SPECIAL_URIS.items():
         add(name, "class" if name in {"torch.dtype", "torch.device"} else "function", uri)
+    for name, public in DEFINED_AT.items():
+        add(name, "class", SPECIAL_URIS.get(public, f"generated/{public}.html#{public}"))
 
     OUT.write_bytes(soi.compress(inv.data_file(contract=True)))
     print(f"wrote {OUT} with {len(inv.objects)} objects for torch {inv.version}")

@@ -54,7 +54,7 @@ def numerical_jacobian(
     func : callable
         Function returning a real floating-point Tensor; called as ``func(inputs)`` for a
         Tensor and ``func(*inputs)`` for a tuple. It is evaluated under
-        :func:`torch.no_grad`.
+        :class:`torch.no_grad`.
         It must not modify its inputs in place (that would change the caller's tensors).
     inputs : Tensor or tuple of Tensor
         Point at which the Jacobian is taken; real floating-point dtypes (float64

@@ -1,0 +1,153 @@
+"""Two cold builds of the same commit give the same site, but for an explicit allow-list.
+
+The test makes one cold build (every example and notebook executed) of a copy of the checkout in a
+temporary folder, and compares it with the site ``nox -s tests`` built in ``docs/_build/html``;
+when that site is missing it makes a second cold build instead. Compared: every HTML page (after
+the allow-list's substitutions), the set of pages, ``sitemap.xml`` and the bytes of every image.
+Not compared: search index, downloads (the zips hold file times), build info.
+
+It takes one cold build (about a minute on 2 cores); ``-m "not site_build"`` leaves it out.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "docs" / "_build" / "html"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import docs_build  # noqa: E402  (benchmarks/ is not a package)
+
+pytestmark = pytest.mark.site_build
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """One thing that may differ between two builds, where, and why."""
+
+    pages: str  # regular expression on the page's path from the site root
+    pattern: re.Pattern[str]  # replaced by a placeholder before comparing
+    why: str
+
+
+# Pages that time code while the site is built and print or plot what they measured.
+MEASURING = r"choosing\.html|gallery/.*"
+# Everything else must be byte-identical once these are masked.
+ALLOWED = (
+    Allowed(
+        r"gallery/.*",
+        re.compile(r"Total running time of the script:</strong> \([^)]*\)"),
+        "sphinx-gallery reports how long each example ran: wall time, different every run",
+    ),
+    Allowed(
+        MEASURING,
+        # With the padding before it: a column of timings is aligned to its widest number.
+        re.compile(r"\s*\b\d+(?:\.\d+)?(?:e-?\d+)?\s?(?:ms|µs|us|ns|s)\b"),
+        "durations measured while the page was built (wall time on a busy machine)",
+    ),
+    Allowed(
+        MEASURING,
+        re.compile(r"\b\d+(?:\.\d+)?x\b|(?<= / )(\w{1,20}(?: time)? = )[\d.]+"),
+        "ratios of two measured durations ('832x slower', 'forward / reverse = 14.2')",
+    ),
+    Allowed(
+        r"choosing\.html",
+        re.compile(r"_images/[0-9a-f]{64}\.png"),
+        "the page's timing plot: myst-nb names an image by the hash of its content",
+    ),
+    Allowed(
+        r".*",
+        re.compile(r"(?<=/mystnb\.[0-9a-f]{64}\.css)(?:\?v=[0-9a-f]{8})?(?=\")"),
+        "Sphinx adds a checksum to a stylesheet link only once the file is in the output; "
+        "myst-nb writes its stylesheet late in a cold build, so pages written by a later "
+        "rebuild (the tests session's) link it with ?v=..., the cold build's pages without",
+    ),
+)
+# Gallery figures that plot measured durations (and the thumbnail drawn from one): their pixels
+# follow the timings. Every other figure must come out byte-identical.
+TIMING_FIGURES = re.compile(
+    r"_images/sphx_glr_(?:plot_01_batch_jacobian_003|plot_01_hessians_003"
+    r"|plot_01_reconstruct_jacobian_002|plot_02_masked_backward_002"
+    r"|plot_03_forward_mode_(?:001|thumb))(?:_dark)?\.png"
+)
+
+
+def measured_images(site: Path) -> set[str]:
+    """Images that plot timings: the gallery's timing figures and the plot on choosing.html."""
+    hashed = set(ALLOWED[3].pattern.findall((site / "choosing.html").read_text(encoding="utf-8")))
+    return {rel for rel in site_files(site, "_images/*") if TIMING_FIGURES.fullmatch(rel)} | hashed
+
+
+def masked(rel: str, text: str) -> str:
+    for allowed in ALLOWED:
+        if re.fullmatch(allowed.pages, rel):
+            text = allowed.pattern.sub("<allowed>", text)
+    return text
+
+
+def site_files(site: Path, pattern: str) -> dict[str, Path]:
+    skip = ("_sources/", "_downloads/", "_static/")
+    return {
+        path.relative_to(site).as_posix(): path
+        for path in sorted(site.rglob(pattern))
+        if not path.relative_to(site).as_posix().startswith(skip)
+    }
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The site of ``nox -s tests`` (or a first cold build) and a fresh cold build."""
+    reference = SITE
+    if not (reference / "index.html").is_file():
+        first = docs_build.copy_checkout(tmp_path_factory.mktemp("first") / "repo")
+        docs_build.sphinx(first, "auto")
+        reference = first / "docs" / "_build" / "html"
+    fresh = docs_build.copy_checkout(tmp_path_factory.mktemp("fresh") / "repo")
+    docs_build.sphinx(fresh, "auto")
+    return reference, fresh / "docs" / "_build" / "html"
+
+
+def test_same_pages(sites: tuple[Path, Path]) -> None:
+    reference, fresh = sites
+    old, new = site_files(reference, "*.html"), site_files(fresh, "*.html")
+    assert sorted(old) == sorted(new), (
+        f"only in {reference}: {sorted(set(old) - set(new))}; "
+        f"only in the fresh build: {sorted(set(new) - set(old))} "
+        "(a stale page left by an incremental build? rebuild after removing docs/_build)"
+    )
+
+
+def test_pages_identical_but_for_the_allow_list(sites: tuple[Path, Path]) -> None:
+    reference, fresh = sites
+    old, new = site_files(reference, "*.html"), site_files(fresh, "*.html")
+    old["sitemap.xml"], new["sitemap.xml"] = reference / "sitemap.xml", fresh / "sitemap.xml"
+    problems = []
+    for rel in sorted(set(old) & set(new)):
+        a = masked(rel, old[rel].read_text(encoding="utf-8")).splitlines()
+        b = masked(rel, new[rel].read_text(encoding="utf-8")).splitlines()
+        differing = [(x, y) for x, y in zip(a, b, strict=False) if x != y]
+        if len(a) != len(b):
+            problems.append(f"{rel}: {len(a)} lines, then {len(b)}")
+        problems += [
+            f"{rel}:\n  - {x.strip()[:300]}\n  + {y.strip()[:300]}" for x, y in differing[:3]
+        ]
+    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems)
+
+
+def test_images_identical(sites: tuple[Path, Path]) -> None:
+    """Figures are seeded and saved without a timestamp or version: same bytes every build."""
+    reference, fresh = sites
+    old, new = site_files(reference, "_images/*"), site_files(fresh, "_images/*")
+    allowed = measured_images(reference) | measured_images(fresh)
+    assert sorted(set(old) - allowed) == sorted(set(new) - allowed)
+    compared = sorted(set(old) - allowed)
+    differing = [rel for rel in compared if old[rel].read_bytes() != new[rel].read_bytes()]
+    assert not differing, f"images differ between two builds: {differing}"
+    # Most figures must match; an allow-list grown to cover them all would hide every change.
+    assert len(compared) > len(allowed), f"compared {compared}, allowed {sorted(allowed)}"
