@@ -162,7 +162,13 @@ def ensure_axe(session: nox.Session) -> None:
 def run_unit_tests(session: nox.Session) -> None:
     """The unit, property and doctest tests: no site, no browser; seconds to the first result."""
     session.run(
-        "pytest", "--doctest-modules", "src/vecgrad", "tests", "--ignore=tests/browser", "-q"
+        "pytest",
+        "--doctest-modules",
+        "src/vecgrad",
+        "tests",
+        "--ignore=tests/browser",
+        "--ignore=tests/site",
+        "-q",
     )
 
 
@@ -178,7 +184,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit, property and doctest tests first, then the real-browser tests of the built site.
+    """Unit, property and doctest tests first, then tests of the built site and in a browser.
 
     The browser tests reuse the site `nox -s docs` built when it is current (same sources,
     constraints and options, see site_inputs) and rebuild it only when it is stale.
@@ -193,7 +199,9 @@ def tests(session: nox.Session) -> None:
         build_site(session)
     ensure_chromium(session)
     ensure_axe(session)
-    session.run("pytest", "tests/browser", *session.posargs)
+    # The site's files (plain HTML checks, and a second cold build compared with this one),
+    # then the site in a real browser.
+    session.run("pytest", "tests/site", "tests/browser", *session.posargs)
 
 
 @nox.session(default=False)
