@@ -142,12 +142,14 @@ def hutchinson(
     vector-Jacobian product, and :math:`\operatorname{tr}(J J^\top) = \lVert J\rVert_F^2`.
     With :math:`A = H` and :math:`z` in input space, :math:`z^\top H z` needs one
     Hessian-vector product, a forward-mode derivative of the reverse-mode gradient. The
-    variance of one estimate is :math:`2 \sum_{i \ne j} A_{ij}^2`, the smallest of any probe
-    with :math:`\mathbb{E}[z z^\top] = I` (zero for a diagonal :math:`A`); the mean of
-    :math:`k` estimates has :math:`1/k` of it. The products are vectorised over probes with
-    :func:`torch.func.vmap`; for ``'frobenius'``, ``func`` is evaluated once. The probes are
-    drawn all at once, before any product, as ``torch.randint(0, 2, (num_samples, *shape))``
-    on the generator's device, with one draw per input (in order) for ``'hessian_trace'``.
+    variance of one estimate is :math:`2 \sum_{i \ne j} A_{ij}^2` (zero for a diagonal
+    :math:`A`), the smallest among probes of independent entries of mean zero and variance one
+    (Hutchinson, 1990); the mean of :math:`k` estimates has :math:`1/k` of it. The products are
+    vectorised over probes with :func:`torch.func.vmap`. For ``'frobenius'``, ``func`` is
+    evaluated once; for ``'hessian_trace'``, once to check its output, then inside the
+    Hessian-vector products (once per chunk of probes). The probes are drawn all at once,
+    before any product, as ``2 * torch.randint(0, 2, (num_samples, *shape)) - 1`` on the
+    generator's device, with one draw per input (in order) for ``'hessian_trace'``.
 
     See Also
     --------
