@@ -108,15 +108,16 @@ assert largest in (0, 39)
 assert diagonal[largest] > 1.8 * diagonal[smallest]
 assert ntk[0, -1] < 0
 
-fig, (ax_matrix, ax_rows) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+fig, (ax_matrix, ax_rows) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+fig.get_layout_engine().set(wspace=0.1)
 image = ax_matrix.imshow(ntk.numpy(), extent=(-3, 3, 3, -3), cmap="viridis")
-_ = fig.colorbar(image, ax=ax_matrix, label="Θ(x, x')")
+_ = fig.colorbar(image, ax=ax_matrix, label=r"$\Theta(x, x')$")
 _ = ax_matrix.set(title="empirical NTK", xlabel="x'", ylabel="x")
 for anchor in (5, 20, 34):
-    line = ax_rows.plot(x[:, 0], ntk[anchor], label=f"x0 = {x[anchor, 0]:.2f}")[0]
+    line = ax_rows.plot(x[:, 0], ntk[anchor], label=f"$x_0$ = {x[anchor, 0]:.2f}")[0]
     ax_rows.axvline(float(x[anchor, 0]), color=line.get_color(), linestyle=":")
 ax_rows.legend()
-_ = ax_rows.set(title="rows of the kernel", xlabel="x", ylabel="Θ(x, x0)")
+_ = ax_rows.set(title="rows of the kernel", xlabel="x", ylabel=r"$\Theta(x, x_0)$")
 
 # %%
 # The spectrum on a log scale: below the rounding level the values are noise, of either sign, so

@@ -98,7 +98,7 @@ ax.plot(ks, exact - predicted, "k--", linewidth=1)
 ax.axhline(exact, color="k", linewidth=1)
 ax.set_xscale("log", base=2)
 ax.legend()
-_ = ax.set(title="Hutchinson estimate of ||J||_F^2", xlabel="probes k", ylabel="estimate")
+_ = ax.set(title=r"Hutchinson estimate of $\|J\|_F^2$", xlabel="probes k", ylabel="estimate")
 
 assert torch.all((centre - exact).abs() < 4 * spread / math.sqrt(repeats))
 assert torch.all((spread / predicted - 1).abs() < 0.25)
