@@ -348,6 +348,144 @@ def per_sample_case(cfg: Config, device: torch.device) -> Case:
 
 
 # --------------------------------------------------------------------------------------------
+# Jacobians with respect to parameters, and Hutchinson estimates (each against torch.func)
+
+FUNC_JACREV = "vmap(jacrev) + functional_call"
+FUNC_VJP, FUNC_HVP = "vmap(vjp)", "vmap(jvp(grad))"
+PARAM_JAC = "vg.param_jacobian"
+HUTCH_F, HUTCH_T = "vg.hutchinson(frobenius)", "vg.hutchinson(trace)"
+
+
+@dataclass(frozen=True)
+class EstimatorSizes:
+    """Sizes of the parameter-Jacobian and Hutchinson cases.
+
+    param_jacobian: `batch` samples through Linear(features, hidden) Tanh Linear(hidden, outputs).
+    """
+
+    batch: int
+    features: int
+    hidden: int
+    outputs: int
+    size: int  # inputs and outputs of the Hutchinson functions
+    probes: int
+
+
+ESTIMATOR_SIZES = {
+    False: EstimatorSizes(batch=512, features=16, hidden=128, outputs=10, size=512, probes=1024),
+    True: EstimatorSizes(batch=16, features=4, hidden=8, outputs=3, size=16, probes=32),
+}
+
+
+def torch_param_jacobian(model: nn.Module, x: Tensor) -> tuple[Tensor, ...]:
+    """Per-sample Jacobians of the outputs with respect to the parameters, by torch.func."""
+    params = {name: p.detach() for name, p in model.named_parameters()}
+
+    def output(params: dict[str, Tensor], xi: Tensor) -> Tensor:
+        return functional_call(model, params, (xi[None],))[0]
+
+    return tuple(vmap(jacrev(output), in_dims=(None, 0))(params, x).values())
+
+
+def param_jacobian_case(sizes: EstimatorSizes, device: torch.device) -> Case:
+    n, d, h, m = sizes.batch, sizes.features, sizes.hidden, sizes.outputs
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(d, h), nn.Tanh(), nn.Linear(h, m)).to(device)
+    x = torch.randn(n, d).to(device)
+    # out = W2 a + b2 with a = tanh(W1 x + b1): d out_k / d W2_lh = delta_kl a_h,
+    # d out_k / d b2_l = delta_kl, d out_k / d W1_hj = W2_kh s_h x_j, d out_k / d b1_h = W2_kh s_h
+    w1, b1, w2 = (p.detach().double() for p in (model[0].weight, model[0].bias, model[2].weight))
+    pre = x.double() @ w1.T + b1
+    a, s = torch.tanh(pre), 1 - torch.tanh(pre) ** 2
+    eye = torch.eye(m, dtype=torch.float64, device=device)
+    ws = w2[None] * s[:, None, :]  # (N, m, h)
+    expected = tuple(
+        e.float()
+        for e in (
+            ws[..., None] * x.double()[:, None, None, :],
+            ws,
+            eye[None, :, :, None] * a[:, None, None, :],
+            eye.expand(n, m, m),
+        )
+    )
+    methods = (
+        Method(FUNC_JACREV, functools.partial(torch_param_jacobian, model, x), expected),
+        Method(PARAM_JAC, lambda: tuple(vg.param_jacobian(model, x).values()), expected),
+    )
+    name = f"parameter Jacobians, N={n}"
+    return Case(name, f"Linear({d}, {h}) Tanh Linear({h}, {m}), float32", methods, PARAM_JAC)
+
+
+def rademacher(k: int, n: int, device: torch.device) -> Tensor:
+    """The probes vg.hutchinson draws from a generator seeded 0 on `device`."""
+    generator = torch.Generator(device).manual_seed(0)
+    return 2 * torch.randint(0, 2, (k, n), generator=generator, device=device).float() - 1
+
+
+def torch_frobenius(f: Func, x: Tensor, k: int) -> Tensor:
+    _, vjp_fn = torch.func.vjp(f, x)
+    return vmap(vjp_fn)(rademacher(k, x.shape[0], x.device))[0].square().sum(1)
+
+
+def torch_hessian_trace(f: Func, x: Tensor, k: int) -> Tensor:
+    def quadratic_form(z: Tensor) -> Tensor:
+        return (z * torch.func.jvp(grad(f), (x,), (z,))[1]).sum()
+
+    return vmap(quadratic_form)(rademacher(k, x.shape[0], x.device))
+
+
+def hutchinson_cases(sizes: EstimatorSizes, device: torch.device) -> list[Case]:
+    n, k = sizes.size, sizes.probes
+    f, x, jac = mlp(n, n, n // 2, device)
+    z = rademacher(k, n, device).double()
+    frobenius = (z @ jac.double()).square().sum(1).float()  # ||J^T z||^2 per probe
+    torch.manual_seed(1)
+    w, b = (torch.randn(2 * n, n) / n**0.5).to(device), torch.randn(2 * n).to(device)
+
+    def softplus_sum(x: Tensor) -> Tensor:
+        return F.softplus(w @ x + b).sum()
+
+    # H = W^T diag(sigmoid'(W x + b)) W, so z^T H z = sum_h sigmoid'(u_h) (W z)_h^2
+    u = w.double() @ x.double() + b.double()
+    slope = torch.sigmoid(u) * (1 - torch.sigmoid(u))
+    traces = ((z @ w.double().T).square() * slope).sum(1).float()
+
+    def vg_hutchinson(func: Func, quantity: str) -> Tensor:
+        generator = torch.Generator(device).manual_seed(0)
+        return vg.hutchinson(func, x, num_samples=k, quantity=quantity, generator=generator)
+
+    frobenius_methods = (
+        Method(FUNC_VJP, functools.partial(torch_frobenius, f, x, k), frobenius),
+        Method(HUTCH_F, functools.partial(vg_hutchinson, f, "frobenius"), frobenius),
+    )
+    trace_methods = (
+        Method(FUNC_HVP, functools.partial(torch_hessian_trace, softplus_sum, x, k), traces),
+        Method(HUTCH_T, functools.partial(vg_hutchinson, softplus_sum, "hessian_trace"), traces),
+    )
+    details = f"{k} probes, float32"
+    return [
+        Case(f"Hutchinson ||J||_F^2, MLP {n}->{n}", details, frobenius_methods, HUTCH_F),
+        Case(f"Hutchinson tr H, softplus(W x + b).sum(), {n}", details, trace_methods, HUTCH_T),
+    ]
+
+
+def estimator_cases(quick: bool, device: torch.device) -> list[Case]:
+    sizes = ESTIMATOR_SIZES[quick]
+    return [param_jacobian_case(sizes, device), *hutchinson_cases(sizes, device)]
+
+
+def estimator_goals(device: str, cases: Sequence[Case], timings: Sequence[Timing]) -> list[Goal]:
+    """Each vecgrad method at most 1.1 times the plain torch.func route in the same run."""
+    goals = []
+    for case in cases:
+        by_method = {t.method: t for t in timings if t.case == case.title}
+        (reference,) = (m.name for m in case.methods if m.name != case.baseline)
+        text = f"{case.baseline} / {reference}"
+        goals.append(ratio_goal(device, text, by_method, case.baseline, (reference,), 1.1, True))
+    return goals
+
+
+# --------------------------------------------------------------------------------------------
 # Timing
 
 
@@ -642,8 +780,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             batched_case(cfg, device),
             per_sample_case(cfg, device),
         ]
+        estimators = estimator_cases(args.quick, device)
         device_timings = []
-        for case in cases:
+        for case in [*cases, *estimators]:
             case_started = time.perf_counter()
             case_timings = time_case(case, cfg, device)
             print_case(case, case_timings, time.perf_counter() - case_started)
@@ -653,6 +792,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timings += device_timings
         memory[str(device)] = rows
         goals += goals_for(str(device), cases, device_timings, rows)
+        goals += estimator_goals(str(device), estimators, device_timings)
     print_goals(goals, args.quick)
     total = time.perf_counter() - started
     print(f"\ntotal time: {total:.1f} s")

@@ -1,8 +1,10 @@
 """Jacobians, vector-Jacobian and Jacobian-vector products in PyTorch."""
 
+from vecgrad.estimators import hutchinson
 from vecgrad.hessians import hessian, hvp
 from vecgrad.jacobians import batch_jacobian, jacobian
 from vecgrad.numerical import numerical_jacobian
+from vecgrad.parameters import param_jacobian
 from vecgrad.per_sample import loss_jacobian, per_sample_grads
 from vecgrad.products import jvp, vjp
 from vecgrad.timing import time_call
@@ -12,11 +14,13 @@ __version__ = "0.1.0"
 __all__ = [
     "batch_jacobian",
     "hessian",
+    "hutchinson",
     "hvp",
     "jacobian",
     "jvp",
     "loss_jacobian",
     "numerical_jacobian",
+    "param_jacobian",
     "per_sample_grads",
     "time_call",
     "vjp",

@@ -222,6 +222,20 @@ def _check_model(model: object) -> nn.Module:
     return model
 
 
+def _split(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The detached tensors of ``model`` for :func:`torch.func.functional_call`, by name.
+
+    First its parameters that require grad (at least one), then what is held fixed: the
+    parameters that do not, and the buffers.
+    """
+    trainable = {n: p.detach() for n, p in _trainable(model).items()}
+    if not trainable:
+        raise BadValue("`model` must have at least one parameter that requires grad; got none.")
+    fixed = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
+    fixed.update((n, b.detach()) for n, b in model.named_buffers())
+    return trainable, fixed
+
+
 def _samples(name: str, value: object) -> Tensor:
     """Check that ``value`` is a Tensor with a leading batch dimension of at least one sample."""
     value = check_tensor(name, value)
@@ -319,11 +333,7 @@ def per_sample_grads(
             "`inputs` and `targets` must have the same batch size (first dimension); "
             f"got shapes {fmt_shape(xs.shape)} and {fmt_shape(ys.shape)}."
         )
-    trainable = {n: p.detach() for n, p in _trainable(model).items()}
-    if not trainable:
-        raise BadValue("`model` must have at least one parameter that requires grad; got none.")
-    fixed = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
-    fixed.update((n, b.detach()) for n, b in model.named_buffers())
+    trainable, fixed = _split(model)
 
     def sample_loss(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         prediction = torch.func.functional_call(model, (params, fixed), (x.unsqueeze(0),))
