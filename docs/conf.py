@@ -77,6 +77,7 @@ napoleon_type_aliases = {
     "Tensor": "~torch.Tensor",
     "callable": ":term:`callable`",
     "iterable": ":term:`iterable`",
+    "mapping": ":term:`mapping`",
 }
 
 # -- Doctest ---------------------------------------------------------------------------------------

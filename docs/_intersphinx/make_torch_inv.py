@@ -37,6 +37,7 @@ MODULES = {
     "torch.testing": "testing.html",
     "torch.linalg": "linalg.html",
     "torch.profiler": "profiler.html",
+    "torch.fx": "fx.html",
 }
 # Classes whose public methods and attributes get an entry too.
 CLASSES = [
@@ -44,13 +45,17 @@ CLASSES = [
     "torch.nn.Module",
     "torch.autograd.Function",
     "torch.optim.Optimizer",
+    "torch.optim.SGD",
     "torch.utils.benchmark.Timer",
 ]
 # Classes documented, members included, on their module's page rather than a generated page.
 INLINE_CLASSES = {"torch.utils.benchmark.Timer": "benchmark_utils.html"}
 # Where a class is defined, as autodoc writes it in a signature (``nn.Module`` in an annotation
 # renders as torch.nn.modules.module.Module): the same page as its public name.
-DEFINED_AT = {"torch.nn.modules.module.Module": "torch.nn.Module"}
+DEFINED_AT = {
+    "torch.nn.modules.module.Module": "torch.nn.Module",
+    "torch._C.Generator": "torch.Generator",
+}
 # Objects documented on a shared page rather than on a generated page of their own.
 SPECIAL_URIS = {
     "torch.Tensor": "tensors.html#torch.Tensor",

@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import ParamSpec, TypeAlias, TypeVar, cast
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from vecgrad._arguments import (
     BadType,
@@ -28,8 +28,11 @@ from vecgrad._arguments import (
 )
 from vecgrad._memory import owned, unshared
 
+# The aliases of public signatures live here: autodoc evaluates a public function's overloads in
+# the globals of the @public wrapper, which are this module's.
 TensorOrTensors: TypeAlias = Tensor | tuple[Tensor, ...]
 Func: TypeAlias = Callable[..., Tensor]
+NamedParams: TypeAlias = nn.Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from vecgrad._api import public
+from vecgrad._api import NamedParams, public
 from vecgrad._arguments import (
     BadType,
     BadValue,
@@ -23,8 +23,6 @@ from vecgrad._arguments import (
     scalar_output,
 )
 from vecgrad._basis import cat, one_hots, spans, zeros
-
-NamedParams = nn.Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]
 
 
 def _losses(losses: object) -> Tensor:
@@ -85,7 +83,11 @@ def _params(params: object) -> tuple[dict[str, Tensor], bool]:
 
 @overload
 def loss_jacobian(
-    losses: Tensor, params: NamedParams, *, chunk_size: int | None = ..., retain_graph: bool = ...
+    losses: Tensor,
+    params: NamedParams,
+    *,
+    chunk_size: int | None = ...,
+    retain_graph: bool = ...,
 ) -> dict[str, Tensor]: ...
 @overload
 def loss_jacobian(
@@ -112,7 +114,7 @@ def loss_jacobian(
     losses : Tensor
         Non-empty 1-D Tensor of ``N`` losses (e.g. a loss with ``reduction='none'``), already
         computed and attached to the autograd graph.
-    params : nn.Module, mapping of str to Tensor, or iterable of (str, Tensor)
+    params : torch.nn.Module, mapping or iterable
         The tensors to differentiate, by name: a module (its parameters that require grad), a
         mapping such as ``dict(model.named_parameters())``, or pairs such as
         ``model.named_parameters()`` (a generator is consumed once). Each must require grad.
