@@ -167,7 +167,7 @@ def run_unit_tests(session: nox.Session) -> None:
         "src/vecgrad",
         "tests",
         "--ignore=tests/browser",
-        "--ignore=tests/site",
+        "--ignore=tests/built",
         "-q",
     )
 
@@ -201,7 +201,7 @@ def tests(session: nox.Session) -> None:
     ensure_axe(session)
     # The site's files (plain HTML checks, and a second cold build compared with this one),
     # then the site in a real browser.
-    session.run("pytest", "tests/site", "tests/browser", *session.posargs)
+    session.run("pytest", "tests/built", "tests/browser", *session.posargs)
 
 
 @nox.session(default=False)
