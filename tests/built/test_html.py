@@ -62,8 +62,12 @@ def test_api_signatures_read_as_plain_types(pages: dict[str, str]) -> None:
     ]
     assert not problems, "\n".join(problems)
     # The annotations the issue named, as a reader sees them.
-    assert "inputs: Tensor | tuple[Tensor, ...]" in api["api/generated/vecgrad.jvp.html"][0]
-    assert "params: Tensor | Iterable[Tensor]" in api["api/generated/vecgrad.loss_jacobian.html"][0]
+    jvp = " ".join(api["api/generated/vecgrad.jvp.html"])
+    assert "inputs: Tensor, v: Tensor) → tuple[Tensor, Tensor]" in jvp
+    assert "inputs: tuple[Tensor, ...], v: tuple[Tensor, ...])" in jvp
+    loss_jacobian = " ".join(api["api/generated/vecgrad.loss_jacobian.html"])
+    assert "params: Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]" in loss_jacobian
+    assert "params: Tensor | Iterable[Tensor]" in loss_jacobian
     per_sample = api["api/generated/vecgrad.per_sample_grads.html"][0]
     assert "loss_fn: Callable[[Tensor, Tensor], Tensor]" in per_sample
     assert "model: Module" in per_sample

@@ -53,8 +53,9 @@ ALLOWED = (
     ),
     Allowed(
         MEASURING,
-        re.compile(r"\b\d+(?:\.\d+)?x\b|(?<= / )(\w{1,20}(?: time)? = )[\d.]+"),
-        "ratios of two measured durations ('832x slower', 'forward / reverse = 14.2')",
+        re.compile(r"\b\d+(?:\.\d+)?x\b|(?<= / )([^=<>\n]{1,40} = )[\d.]+"),
+        "ratios of two measured durations ('832x slower', 'forward / reverse = 14.2', "
+        "'loop / 3 one-hot VJPs = 390')",
     ),
     Allowed(
         r"choosing\.html",
@@ -74,7 +75,8 @@ ALLOWED = (
 TIMING_FIGURES = re.compile(
     r"_images/sphx_glr_(?:plot_01_batch_jacobian_003|plot_01_hessians_003"
     r"|plot_01_reconstruct_jacobian_002|plot_02_masked_backward_002"
-    r"|plot_03_forward_mode_(?:001|thumb))(?:_dark)?\.png"
+    r"|plot_03_forward_mode_(?:001|thumb)|plot_02_composing_transforms_(?:001|thumb))"
+    r"(?:_dark)?\.png"
 )
 
 
