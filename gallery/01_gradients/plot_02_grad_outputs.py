@@ -21,6 +21,15 @@ import vecgrad as vg
 _ = torch.manual_seed(0)
 
 
+def error_message(kind, fn, *args, **kwargs):
+    """Call ``fn(*args, **kwargs)``; return the message of the ``kind`` error it raises."""
+    try:
+        fn(*args, **kwargs)
+    except kind as err:
+        return str(err)
+    return "no error"
+
+
 # %%
 # A function from :math:`\mathbb{R}^2` to :math:`\mathbb{R}^3`
 # -------------------------------------------------------------
@@ -72,11 +81,7 @@ for name, call in [
     ("y.backward()", lambda: y.backward(retain_graph=True)),
     ("torch.autograd.grad(y, x)", lambda: torch.autograd.grad(y, x, retain_graph=True)),
 ]:
-    message = "no error"
-    try:
-        call()
-    except RuntimeError as err:
-        message = str(err)
+    message = error_message(RuntimeError, call)
     print(f"{name}: RuntimeError: {message}")
     assert "grad can be implicitly created only for scalar outputs" in message
 assert x.grad is None
@@ -139,19 +144,15 @@ assert_close(grad_L, torch.tensor([44.0, 18.0], dtype=torch.float64))  # 10*(4,1
 
 for bad in [torch.tensor(1.0), torch.ones(1), torch.ones(2), torch.ones(1, 3)]:
     bad = bad.to(torch.float64)
-    message = "no error"
-    try:
-        torch.autograd.grad(y, x, grad_outputs=bad, retain_graph=True)
-    except RuntimeError as err:
-        message = str(err)
+    message = error_message(
+        RuntimeError, torch.autograd.grad, y, x, grad_outputs=bad, retain_graph=True
+    )
     print(f"shape {tuple(bad.shape)}: {message}")
     assert "Mismatch in shape" in message
 
-message = "no error"
-try:
-    y.backward(torch.ones(1, 3, dtype=torch.float64), retain_graph=True)
-except RuntimeError as err:
-    message = str(err)
+message = error_message(
+    RuntimeError, y.backward, torch.ones(1, 3, dtype=torch.float64), retain_graph=True
+)
 print("y.backward(ones(1, 3)):", message)
 assert "Mismatch in shape" in message
 assert x.grad is None
@@ -280,11 +281,7 @@ assert_close(out, y.detach())
 assert_close(vjp_vg, v @ J)
 
 for bad in [torch.ones(2, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64)]:
-    message = "no error"
-    try:
-        vg.vjp(f, x.detach(), bad)
-    except ValueError as err:
-        message = str(err)
+    message = error_message(ValueError, vg.vjp, f, x.detach(), bad)
     print(f"v of shape {tuple(bad.shape)}: ValueError: {message}")
     assert "vecgrad.vjp" in message
     assert "(3,)" in message  # the expected shape, that of f(x)
@@ -293,11 +290,7 @@ for name, call in [
     ("no v", lambda: vg.vjp(f, x.detach())),
     ("v=None", lambda: vg.vjp(f, x.detach(), None)),
 ]:
-    message = "no error"
-    try:
-        call()
-    except TypeError as err:
-        message = str(err)
+    message = error_message(TypeError, call)
     print(f"{name}: TypeError: {message}")
     assert "'v'" in message or "`v`" in message  # names the argument
 

@@ -76,16 +76,21 @@ assert_close(J_true[2, 1], torch.cos(torch.tensor(2.0, dtype=torch.float64)))
 # so its result can be differentiated again (Hessians), and it keeps all of that in memory.
 # Without it the rows come back as plain tensors with no graph attached.
 
-xr = x.clone().requires_grad_()
-y = f(xr)
-rows = []
-for i in range(y.numel()):
-    e_i = torch.zeros_like(y)
-    e_i[i] = 1.0
-    (row,) = torch.autograd.grad(y, xr, grad_outputs=e_i, retain_graph=True)
-    assert not row.requires_grad
-    rows.append(row)
-J_loop = torch.stack(rows)
+
+
+def jacobian_loop(func, x):
+    x = x.detach().requires_grad_()
+    y = func(x)
+    rows = []
+    for i in range(y.numel()):
+        e_i = torch.zeros_like(y)
+        e_i[i] = 1.0
+        rows.append(torch.autograd.grad(y, x, grad_outputs=e_i, retain_graph=True)[0])
+    return torch.stack(rows)
+
+
+J_loop = jacobian_loop(f, x)
+assert not J_loop.requires_grad  # no create_graph: plain rows, no graph attached
 print("one-hot rows =\n", J_loop)
 assert_close(J_loop, J_true)
 
@@ -126,7 +131,8 @@ out, vjp_fn = torch.func.vjp(f, x)
 eye_out = torch.eye(out.numel(), dtype=torch.float64)
 (J_vmap,) = torch.func.vmap(vjp_fn)(eye_out)
 J_jacrev = torch.func.jacrev(f)(x)
-(J_batched,) = torch.autograd.grad(y, xr, grad_outputs=eye_out, is_grads_batched=True)
+xr = x.clone().requires_grad_()
+(J_batched,) = torch.autograd.grad(f(xr), xr, grad_outputs=eye_out, is_grads_batched=True)
 print("vmap(vjp) =\n", J_vmap)
 assert_close(J_vmap, J_true)
 assert_close(J_jacrev, J_true)
@@ -207,17 +213,6 @@ _ = ax.set(title="Jacobian of softmax", xlabel="input j", ylabel="output i")
 # the output of ``g`` counts the backward passes through it, and those counts are asserted. The
 # times are medians from :func:`vecgrad.time_call` on one thread, measured on the machine that
 # built this page.
-
-
-def jacobian_loop(func, x):
-    x = x.detach().requires_grad_()
-    y = func(x)
-    rows = []
-    for i in range(y.numel()):
-        e_i = torch.zeros_like(y)
-        e_i[i] = 1.0
-        rows.append(torch.autograd.grad(y, x, grad_outputs=e_i, retain_graph=True)[0])
-    return torch.stack(rows)
 
 
 passes = {"backward": 0}

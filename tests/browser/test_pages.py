@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 
 import pytest
 
@@ -23,35 +24,33 @@ def _listing(problems: list[str]) -> str:
     return "\n  " + "\n  ".join(problems)
 
 
-def test_no_console_errors(page_reports: Reports) -> None:
-    problems = [
-        f"{rel} [{theme}]: {message}"
+def _per_visit(page_reports: Reports, found: Callable[[PageReport], Iterable[object]]) -> list[str]:
+    """``page [theme]: item`` for every item ``found`` lists in each visit's report."""
+    return [
+        f"{rel} [{theme}]: {item}"
         for (rel, theme), report in page_reports.items()
-        for message in report.log.console_errors
+        for item in found(report)
     ]
+
+
+def test_no_console_errors(page_reports: Reports) -> None:
+    problems = _per_visit(page_reports, lambda report: report.log.console_errors)
     assert not problems, f"{len(problems)} console errors:{_listing(problems)}"
 
 
 def test_no_failed_requests(page_reports: Reports) -> None:
-    problems = [
-        f"{rel} [{theme}]: {failure}"
-        for (rel, theme), report in page_reports.items()
-        for failure in report.log.failed
-    ]
-    problems += [
-        f"{rel} [{theme}]: the page itself answered {report.status}"
-        for (rel, theme), report in page_reports.items()
-        if report.status != 200
-    ]
+    problems = _per_visit(page_reports, lambda report: report.log.failed)
+    problems += _per_visit(
+        page_reports,
+        lambda report: (
+            [] if report.status == 200 else [f"the page itself answered {report.status}"]
+        ),
+    )
     assert not problems, f"{len(problems)} failed requests:{_listing(problems)}"
 
 
 def test_no_request_leaves_the_site(page_reports: Reports) -> None:
-    problems = [
-        f"{rel} [{theme}]: {url}"
-        for (rel, theme), report in page_reports.items()
-        for url in report.log.offsite
-    ]
+    problems = _per_visit(page_reports, lambda report: report.log.offsite)
     assert not problems, (
         f"{len(problems)} requests to other hosts (CDN, fonts, analytics?) were blocked:"
         f"{_listing(problems)}"
