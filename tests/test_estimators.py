@@ -142,6 +142,39 @@ def test_dtype_detached_and_caller_untouched() -> None:
     assert torch.equal(x.detach(), before)
 
 
+@pytest.mark.parametrize(
+    ("quantity", "func", "dtypes", "expected"),
+    [
+        ("frobenius", lambda t: t.float(), (torch.float64,), torch.float64),
+        ("frobenius", lambda t: t.double(), (torch.float32,), torch.float64),
+        (
+            "frobenius",
+            lambda a, b: a.float() * b.float(),
+            (torch.float16, torch.bfloat16),
+            torch.float32,
+        ),
+        ("hessian_trace", lambda t: t.float().pow(3).sum(), (torch.float64,), torch.float64),
+        ("hessian_trace", lambda t: t.double().pow(3).sum(), (torch.float32,), torch.float32),
+        (
+            "hessian_trace",
+            lambda a, b: (a.float().pow(2) * b.float()).sum(),
+            (torch.float16, torch.bfloat16),
+            torch.float32,
+        ),
+    ],
+)
+def test_dtype_is_promoted(
+    quantity: str,
+    func: Callable[..., Tensor],
+    dtypes: tuple[torch.dtype, ...],
+    expected: torch.dtype,
+) -> None:
+    # The output's dtype counts for 'frobenius' only: H z has the inputs' dtypes.
+    xs = tuple(torch.randn(3).to(dtype) for dtype in dtypes)
+    point = xs[0] if len(xs) == 1 else xs
+    assert vg.hutchinson(func, point, num_samples=2, quantity=quantity).dtype == expected
+
+
 def test_no_elements_give_zero() -> None:
     x = torch.randn(3, dtype=DTYPE)
     for f, point in ((lambda t: t[:0], x), (lambda t: t * 2, x[:0])):

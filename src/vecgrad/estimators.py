@@ -115,11 +115,12 @@ def hutchinson(
     Returns
     -------
     Tensor
-        Shape ``(num_samples,)``, the dtype of ``func``'s output (``'frobenius'``) or of the
-        inputs (``'hessian_trace'``; the widest, for mixed dtypes): one unbiased estimate per
-        probe. Their mean is the
-        Hutchinson estimate from :math:`k` probes and their standard deviation divided by
-        :math:`\sqrt{k}` its standard error. Detached from any graph.
+        Shape ``(num_samples,)``: one unbiased estimate per probe. Their mean is the Hutchinson
+        estimate from :math:`k` probes and their standard deviation divided by :math:`\sqrt{k}`
+        its standard error. The dtype is the promoted one (:func:`torch.promote_types`) of
+        ``func``'s output and the inputs for ``'frobenius'`` (float64 inputs with a float32
+        output give float64), and of the inputs alone for ``'hessian_trace'``. Detached from
+        any graph.
 
     Raises
     ------
