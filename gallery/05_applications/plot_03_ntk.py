@@ -78,9 +78,10 @@ print("largest |NTK - loop NTK|:", f"{(ntk - J_loop @ J_loop.T).abs().max():.1e}
 # :math:`\operatorname{tr} J J^\top = \lVert J\rVert_F^2`. Its eigenvalues fall off
 # geometrically: the 40 outputs of a smooth network of one variable move together, and five
 # directions of function space hold more than 99.9% of the trace. The smallest eigenvalues are
-# zero up to rounding: an eigensolver in float64 is exact to about
-# :math:`N \varepsilon \lambda_{\max}`, with :math:`\varepsilon` the machine epsilon, and no
-# eigenvalue is more negative than that.
+# zero up to rounding: computing :math:`J J^\top` and its eigenvalues in float64 perturbs them by
+# roughly :math:`N \varepsilon \lambda_{\max}`, with :math:`\varepsilon` the machine epsilon; no
+# eigenvalue is more negative than that. The eigenvalues are the squared singular values of
+# :math:`J`, which :func:`torch.linalg.svdvals` computes without forming :math:`J J^\top`.
 
 eigenvalues = torch.linalg.eigvalsh(ntk)  # ascending
 rounding = 40 * torch.finfo(torch.float64).eps * float(eigenvalues[-1])
@@ -91,6 +92,10 @@ torch.testing.assert_close(ntk, ntk.T)
 torch.testing.assert_close(ntk.trace(), J.square().sum())
 assert eigenvalues[0] > -rounding
 assert top5 > 0.999
+singular_squared = torch.linalg.svdvals(J).square()  # descending
+svd_gap = (eigenvalues.flip(0) - singular_squared).abs().max()
+print(f"largest |eigenvalue - singular value^2|: {svd_gap:.1e}")
+torch.testing.assert_close(eigenvalues.flip(0), singular_squared, rtol=1e-10, atol=rounding)
 
 # %%
 # On the left, the whole kernel; on the right, three of its rows: :math:`\Theta(x, x_0)` as a
@@ -107,6 +112,9 @@ assert abs(x[smallest, 0]) < 1
 assert largest in (0, 39)
 assert diagonal[largest] > 1.8 * diagonal[smallest]
 assert ntk[0, -1] < 0
+
+# %%
+# The kernel as an image, and the three rows as curves with their anchors marked.
 
 fig, (ax_matrix, ax_rows) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 fig.get_layout_engine().set(wspace=0.1)
@@ -160,7 +168,7 @@ torch.testing.assert_close(ntk_v, ntk @ v)
 # For the squared error :math:`L = \frac12 \lVert f - y\rVert^2` on the 40 points, a gradient
 # step :math:`\theta \leftarrow \theta - \eta J^\top (f - y)` changes the outputs by
 # :math:`-\eta\, J J^\top (f - y) = -\eta\, \Theta\, (f - y)` to first order in :math:`\eta`.
-# The network is trained to fit :math:`\sin x`; each step below is taken on a fresh copy of the
+# The target is :math:`\sin x`; each step below is taken on a fresh copy of the
 # parameters with :func:`torch.autograd.grad`, and the actual change is compared with the
 # kernel's prediction. Their gap is second order in :math:`\eta` and the change first order, so
 # the relative gap shrinks like :math:`\eta`: about ten times for a step ten times smaller.

@@ -51,8 +51,10 @@ torch.testing.assert_close(J.square().sum(), J_by_hand.square().sum())
 #    \mathbb{E}\,\lVert J^\top z\rVert^2 = \mathbb{E}\, z^\top J J^\top z
 #    = \operatorname{tr}(J J^\top) = \lVert J\rVert_F^2 .
 #
-# Each probe costs one vector-Jacobian product, against one per output element (128 here) for
-# the exact value. :func:`vecgrad.hutchinson` returns one estimate per probe; their mean is the
+# Each probe costs one vector-Jacobian product, against 16 vectorised VJPs for the exact
+# per-sample value with :func:`vecgrad.batch_jacobian` (128 for the whole-batch Jacobian); the
+# estimator pays off when outputs are many and no such structure exists.
+# :func:`vecgrad.hutchinson` returns one estimate per probe; their mean is the
 # estimate from :math:`k` probes. The spread of a single estimate is known exactly too: with
 # :math:`A = J J^\top`, its variance is :math:`2 \sum_{i \ne j} A_{ij}^2`.
 
@@ -87,7 +89,7 @@ for k, c, s in zip(ks, centre.tolist(), spread.tolist(), strict=True):
 # The band shrinks like :math:`\sigma / \sqrt{k}` around the exact value. The checks: at every
 # :math:`k` the average of the 100 estimates is within four of its standard errors of the exact
 # value, and their spread within 25% of :math:`\sigma / \sqrt{k}` (the spread of 100 draws is
-# itself uncertain by about 7%); at :math:`k = 512` the exact value lies inside the band.
+# itself uncertain by about 7%).
 
 predicted = torch.tensor([sigma / math.sqrt(k) for k in ks], dtype=torch.float64)
 fig, ax = plt.subplots()
@@ -102,7 +104,6 @@ _ = ax.set(title=r"Hutchinson estimate of $\|J\|_F^2$", xlabel="probes k", ylabe
 
 assert torch.all((centre - exact).abs() < 4 * spread / math.sqrt(repeats))
 assert torch.all((spread / predicted - 1).abs() < 0.25)
-assert centre[-1] - spread[-1] < exact < centre[-1] + spread[-1]
 
 # %%
 # Unbiased over seeds

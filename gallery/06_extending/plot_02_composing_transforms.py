@@ -165,7 +165,7 @@ for name, hvp in hvps.items():
 # %%
 # Many products at one point: linearize
 # -------------------------------------
-# Every call above traces :math:`f` again. :func:`torch.func.linearize` traces the forward pass
+# Every call above runs :math:`f` again. :func:`torch.func.linearize` traces the forward pass
 # once and returns a function that evaluates only the linear map :math:`u \mapsto J u`; applied
 # to :math:`\nabla f`, that map is :math:`u \mapsto Hu`. Conjugate gradients or Lanczos, which need
 # many products at one point, can reuse it. (Tracing makes :mod:`torch.fx` warn
@@ -206,8 +206,8 @@ _ = ax.set(title=f"One Hessian-vector product, n = {n}", xlabel="ms per call (me
 
 # %%
 # With :math:`n = 200` the arithmetic of one product is tiny, so most of each time is the fixed
-# cost of a call: setting up the transforms and tracing :math:`f` again. That is why the
+# cost of a call: setting up the transforms and running :math:`f` again. That is why the
 # linearised function, which skips both, and plain :func:`torch.autograd.grad` are usually the
 # quickest here, and why the order can change for larger problems, where forward over reverse is
-# the usual recommendation. Forming the whole Hessian costs :math:`n` products' worth of work for
-# the one product it is used for.
+# the usual recommendation. Forming the whole Hessian costs :math:`n` products' worth of
+# arithmetic, which vmap batches into one call, for the one product it is used for.
