@@ -77,7 +77,6 @@ assert_close(J_true[2, 1], torch.cos(torch.tensor(2.0, dtype=torch.float64)))
 # Without it the rows come back as plain tensors with no graph attached.
 
 
-
 def jacobian_loop(func, x):
     x = x.detach().requires_grad_()
     y = func(x)
