@@ -129,9 +129,8 @@ sphinx_gallery_conf = {
     "download_all_examples": True,
     "remove_config_comments": True,
     "min_reported_time": 0,
-    # Examples run in as many processes as there are cores (joblib): each pays torch's import
-    # once, and on 2 cores the gallery of 15 examples builds about 3 s faster than serially.
-    "parallel": os.cpu_count() or 1,
+    # Examples run one after another. "parallel" (joblib) saves about 3 s of a cold build on 2
+    # cores but costs 0.5 s on every rebuild, even one with nothing to run: a writer rebuilds often.
     # No sg_execution_times pages: their table loads jQuery and DataTables from CDNs (the site
     # loads nothing from other hosts), and they change with every run (sphinx-gallery itself turns
     # them off for reproducible builds). Each example page still shows its own running time.
