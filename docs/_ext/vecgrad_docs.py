@@ -11,6 +11,7 @@ an incremental build wrote (see :func:`complete_sitemap`).
 
 from __future__ import annotations
 
+import gc
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -254,10 +255,21 @@ def vecgrad_source(app: Sphinx, modname: str) -> tuple[str, dict[str, Any]] | No
     return analyzer.code, analyzer.tags
 
 
+def skip_final_collection(app: Sphinx, exception: Exception | None) -> None:
+    """Spare the interpreter's exit a full garbage collection of the build's objects.
+
+    Once torch has been imported (any build that runs an example), Python's final collection
+    of the environment, doctrees and torch's objects takes 1.5 s, a fifth of a rebuild after
+    editing one example; frozen objects are left to the operating system to reclaim.
+    """
+    gc.freeze()
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", copy_mathjax)
     app.connect("viewcode-find-source", vecgrad_source)
     app.connect("doctree-read", describe_object_page)
     # Before sphinx-sitemap's own build-finished handler (default priority 500) writes the file.
     app.connect("build-finished", complete_sitemap, priority=400)
+    app.connect("build-finished", skip_final_collection, priority=1000)  # after every other
     return {"parallel_read_safe": True, "parallel_write_safe": True}
