@@ -220,22 +220,28 @@ class NoJvp(torch.autograd.Function):
     backward = staticmethod(PolarToCartesian.backward)
 
 
-def first_error(fn):
-    """Call ``fn``; return the exception it raised, or ``None``."""
+def check_error(call, cause, *fragments):
+    """Call ``call``; print the error it raises, and check it is vecgrad's TypeError with these
+    words and PyTorch's own error (of type ``cause``) attached as its ``__cause__``."""
     try:
-        fn()
-    except Exception as err:
-        return err
-    return None
+        call()
+    except Exception as error:
+        err = error
+    else:
+        raise AssertionError("no error")
+    print(f"{type(err).__name__}: {str(err).splitlines()[0]}")
+    assert isinstance(err, TypeError)
+    assert all(fragment in str(err) for fragment in fragments), str(err)
+    assert isinstance(err.__cause__, cause)
 
 
 torch.testing.assert_close(vg.jacobian(NoJvp.apply, x, strategy="reverse"), jacobian_polar(x))
-err = first_error(lambda: vg.jacobian(NoJvp.apply, x, strategy="forward"))
-print(f"{type(err).__name__}: {str(err).splitlines()[0]}")
-assert isinstance(err, TypeError)
-assert "`func` must support forward-mode AD" in str(err)
-assert "without a `jvp` staticmethod" in str(err)
-assert isinstance(err.__cause__, NotImplementedError)
+check_error(
+    lambda: vg.jacobian(NoJvp.apply, x, strategy="forward"),
+    NotImplementedError,
+    "`func` must support forward-mode AD",
+    "without a `jvp` staticmethod",
+)
 
 # %%
 # Without a vmap rule: nothing vectorised through the Function
@@ -263,12 +269,13 @@ calls = {
     ),
 }
 for name, call in calls.items():
-    err = first_error(call)
-    print(f"{name}: {type(err).__name__}: {str(err).splitlines()[0]}")
-    assert isinstance(err, TypeError)
-    assert "must support torch.func.vmap; got the custom torch.autograd.Function NoVmap" in str(err)
-    assert "generate_vmap_rule = True" in str(err)
-    assert isinstance(err.__cause__, RuntimeError)
+    print(f"{name}:")
+    check_error(
+        call,
+        RuntimeError,
+        "must support torch.func.vmap; got the custom torch.autograd.Function NoVmap",
+        "generate_vmap_rule = True",
+    )
 
 # %%
 # The older style: ``forward(ctx, ...)``
@@ -289,8 +296,8 @@ class OldStyle(torch.autograd.Function):
 
 
 torch.testing.assert_close(vg.jacobian(OldStyle.apply, x, strategy="loop"), jacobian_polar(x))
-err = first_error(lambda: vg.jacobian(OldStyle.apply, x, strategy="reverse"))
-print(f"{type(err).__name__}: {str(err).splitlines()[0]}")
-assert isinstance(err, TypeError)
-assert "whose `forward` takes `ctx` (the older style)" in str(err)
-assert isinstance(err.__cause__, RuntimeError)
+check_error(
+    lambda: vg.jacobian(OldStyle.apply, x, strategy="reverse"),
+    RuntimeError,
+    "whose `forward` takes `ctx` (the older style)",
+)
