@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from vecgrad._api import public
 from vecgrad._arguments import BadValue, check_chunk_size, check_output, fmt_shape
 from vecgrad._memory import unshared
-from vecgrad.per_sample import _check_model, _samples, _split
+from vecgrad._models import check_model, samples, split
 
 
 @public
@@ -89,10 +89,10 @@ def param_jacobian(
     <BLANKLINE>
             [[1.]]])
     """
-    model = _check_model(model)
-    xs = _samples("inputs", inputs)
+    model = check_model(model)
+    xs = samples("inputs", inputs)
     chunk_size = check_chunk_size(chunk_size)
-    trainable, fixed = _split(model)
+    trainable, fixed = split(model)
 
     def sample_output(params: dict[str, Tensor], x: Tensor) -> Tensor:
         output = torch.func.functional_call(model, (params, fixed), (x.unsqueeze(0),))

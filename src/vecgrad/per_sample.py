@@ -8,7 +8,6 @@ from typing import cast, overload
 
 import torch
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from vecgrad._api import NamedParams, public
 from vecgrad._arguments import (
@@ -23,6 +22,7 @@ from vecgrad._arguments import (
     scalar_output,
 )
 from vecgrad._basis import cat, one_hots, spans, zeros
+from vecgrad._models import check_model, samples, split, trainable_params
 
 
 def _losses(losses: object) -> Tensor:
@@ -42,18 +42,13 @@ def _losses(losses: object) -> Tensor:
     return losses
 
 
-def _trainable(model: nn.Module) -> dict[str, Tensor]:
-    """The parameters of ``model`` that require grad, keyed like ``named_parameters()``."""
-    return {name: p for name, p in model.named_parameters() if p.requires_grad}
-
-
 def _params(params: object) -> tuple[dict[str, Tensor], bool]:
     """The tensors to differentiate by name, and whether ``params`` has the deprecated form.
 
     The deprecated form, a Tensor or an iterable of Tensors, is keyed ``'0'``, ``'1'``, ...
     """
     if isinstance(params, nn.Module):
-        items: list[tuple[object, object]] = list(_trainable(params).items())
+        items: list[tuple[object, object]] = list(trainable_params(params).items())
     elif isinstance(params, Mapping):
         items = list(params.items())
     elif isinstance(params, Tensor):
@@ -207,49 +202,6 @@ def loss_jacobian(
     return rows if deprecated else dict(zip(named, rows, strict=True))
 
 
-def _check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise BadType(f"`model` must be a torch.nn.Module; got {type(model).__name__}.")
-    for name, module in model.named_modules():
-        # Batch statistics mix the samples of a batch: in training mode, or when no running
-        # statistics are kept (then they are used in eval mode too).
-        if isinstance(module, _BatchNorm) and (module.training or module.running_mean is None):
-            state = "in training mode" if module.training else "without running statistics"
-            raise BadValue(
-                "`model` must not normalise with batch statistics, which make samples "
-                f"interact; got {type(module).__name__} {state} at "
-                f"'{name or type(model).__name__}'. Call model.eval() first (with "
-                "track_running_stats=True), or use GroupNorm or LayerNorm."
-            )
-    return model
-
-
-def _split(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """The detached tensors of ``model`` for :func:`torch.func.functional_call`, by name.
-
-    First its parameters that require grad (at least one), then what is held fixed: the
-    parameters that do not, and the buffers.
-    """
-    trainable = {n: p.detach() for n, p in _trainable(model).items()}
-    if not trainable:
-        raise BadValue("`model` must have at least one parameter that requires grad; got none.")
-    fixed = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
-    fixed.update((n, b.detach()) for n, b in model.named_buffers())
-    return trainable, fixed
-
-
-def _samples(name: str, value: object) -> Tensor:
-    """Check that ``value`` is a Tensor with a leading batch dimension of at least one sample."""
-    value = check_tensor(name, value)
-    if value.dim() == 0:
-        raise BadValue(f"`{name}` must have a leading batch dimension; got a 0-dim Tensor.")
-    if value.shape[0] == 0:
-        raise BadValue(
-            f"`{name}` must have at least one sample; got shape {fmt_shape(value.shape)}."
-        )
-    return value.detach()
-
-
 @public
 def per_sample_grads(
     model: nn.Module,
@@ -327,15 +279,15 @@ def per_sample_grads(
     <BLANKLINE>
             [[12., 16.]]])
     """
-    model = _check_model(model)
+    model = check_model(model)
     check_callable("loss_fn", loss_fn)
-    xs, ys = _samples("inputs", inputs), _samples("targets", targets)
+    xs, ys = samples("inputs", inputs), samples("targets", targets)
     if xs.shape[0] != ys.shape[0]:
         raise BadValue(
             "`inputs` and `targets` must have the same batch size (first dimension); "
             f"got shapes {fmt_shape(xs.shape)} and {fmt_shape(ys.shape)}."
         )
-    trainable, fixed = _split(model)
+    trainable, fixed = split(model)
 
     def sample_loss(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         prediction = torch.func.functional_call(model, (params, fixed), (x.unsqueeze(0),))
