@@ -176,15 +176,15 @@ def hutchinson(
     quantity = check_choice("quantity", quantity, _QUANTITIES)
     chunk_size = check_chunk_size(chunk_size)
     generator = _generator(generator)
-    with torch.no_grad():
-        estimate, probes = (
-            _frobenius(call, num_samples, generator)
-            if quantity == "frobenius"
-            else _hessian_trace(call, num_samples, generator)
-        )
-        zs = probes if isinstance(probes, tuple) else (probes,)
-        batched = torch.func.vmap(estimate)
-        pieces = [
-            batched(*(z[start:stop] for z in zs)) for start, stop in spans(num_samples, chunk_size)
-        ]
+    estimate, probes = (
+        _frobenius(call, num_samples, generator)
+        if quantity == "frobenius"
+        else _hessian_trace(call, num_samples, generator)
+    )
+    zs = probes if isinstance(probes, tuple) else (probes,)
+    # Random operations in func draw once for all probes, as in one evaluation of func.
+    batched = torch.func.vmap(estimate, randomness="same")
+    pieces = [
+        batched(*(z[start:stop] for z in zs)) for start, stop in spans(num_samples, chunk_size)
+    ]
     return call.own(cat(pieces))

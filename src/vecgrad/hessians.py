@@ -82,14 +82,12 @@ def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor,
     # torch.func.hessian fails on inputs without elements, whose blocks are empty anyway.
     nonempty = tuple(i for i, x in enumerate(call.xs) if x.numel() > 0)
     ensure_forward_ad()
-    with torch.no_grad():
-        if nonempty:
-            hess = cast(
-                "tuple[tuple[Tensor, ...], ...]",
-                torch.func.hessian(scalar, nonempty)(*call.xs),
-            )
-        else:
-            scalar(*call.xs)  # still check what func returns
+    if nonempty:
+        hess = cast(
+            "tuple[tuple[Tensor, ...], ...]", torch.func.hessian(scalar, nonempty)(*call.xs)
+        )
+    else:
+        scalar(*call.xs)  # still check what func returns
     rows = tuple(
         tuple(
             call.own(hess[nonempty.index(i)][nonempty.index(j)])
@@ -177,9 +175,8 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     # Gradient as a function of the inputs, returning func's own output as auxiliary data.
     grad_fn = torch.func.grad(scalar_and_value, argnums=tuple(range(len(vs))), has_aux=True)
     ensure_forward_ad()
-    with torch.no_grad():
-        _, hv, output = cast(
-            "tuple[tuple[Tensor, ...], tuple[Tensor, ...], Tensor]",
-            torch.func.jvp(grad_fn, call.xs, vs, has_aux=True),
-        )
+    _, hv, output = cast(
+        "tuple[tuple[Tensor, ...], tuple[Tensor, ...], Tensor]",
+        torch.func.jvp(grad_fn, call.xs, vs, has_aux=True),
+    )
     return call.own(output), call.restore(hv)

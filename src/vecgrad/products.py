@@ -77,14 +77,12 @@ def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorO
     tensor([2., 0., 6.])
     """
     call = Call(func, inputs)
-    with torch.no_grad():
-        output, vjp_fn = cast(
-            "tuple[Tensor, Callable[[Tensor], tuple[Tensor, ...]]]",
-            torch.func.vjp(call.func, *call.xs),
-        )
-        (cotangent,) = call.vectors("v", v, output)
-        grads = vjp_fn(cotangent)
-    return call.own(output), call.restore(grads)
+    output, vjp_fn = cast(
+        "tuple[Tensor, Callable[[Tensor], tuple[Tensor, ...]]]",
+        torch.func.vjp(call.func, *call.xs),
+    )
+    (cotangent,) = call.vectors("v", v, output)
+    return call.own(output), call.restore(vjp_fn(cotangent))
 
 
 @overload
@@ -154,8 +152,5 @@ def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     call = Call(func, inputs)
     tangents = call.vectors("v", v)
     ensure_forward_ad()
-    with torch.no_grad():
-        output, jvp_out = cast(
-            "tuple[Tensor, Tensor]", torch.func.jvp(call.func, call.xs, tangents)
-        )
+    output, jvp_out = cast("tuple[Tensor, Tensor]", torch.func.jvp(call.func, call.xs, tangents))
     return call.own(output), call.own(jvp_out)
