@@ -92,12 +92,6 @@ def _unsupported_function(err: Exception) -> str | None:
             "them with torch.func transforms. Write `func` as a plain function of its inputs; "
             "nested derivatives work with vecgrad's or torch.func's functions."
         )
-    if "calling .item() on a Tensor" in message or "data-dependent control flow" in message:
-        return (
-            "must work under torch.func.vmap, which vecgrad uses to vectorise over directions; "
-            "got a function that reads a value with .item() or branches on a tensor's value. "
-            "Use torch.where instead of the branch, or strategy='loop' where it is offered."
-        )
     if "it must override the setup_context staticmethod" in message:
         return (
             "must work under torch.func transforms; got a custom torch.autograd.Function whose "

@@ -265,9 +265,11 @@ def jacobian(
         products (one per output element, like :func:`torch.func.jacrev`); ``'forward'``
         column by column from vectorised Jacobian-vector products (one per input element, like
         :func:`torch.func.jacfwd`); ``'loop'`` calls :func:`torch.autograd.grad` once per
-        output element with a one-hot ``grad_outputs`` (slow, kept as the reference method).
-        ``'auto'`` (default) uses ``'reverse'`` when the output has no more elements than the
-        inputs together, else ``'forward'``.
+        output element with a one-hot ``grad_outputs`` (slow, kept as the reference method and
+        for functions that torch.func cannot transform; for that reason it cannot run inside a
+        torch.func transform). ``'auto'`` (default) uses ``'reverse'`` when the output has no
+        more elements than the inputs together, else ``'forward'``. All give the same values,
+        structure and dtype.
     chunk_size : int, optional
         Largest number of rows (``'reverse'``) or columns (``'forward'``) computed at once, to
         bound memory; by default all at once. Not accepted with ``'loop'``, which computes one
@@ -277,7 +279,9 @@ def jacobian(
     -------
     Tensor or tuple of Tensor
         ``J`` with ``J.shape == output.shape + input.shape``; for tuple inputs a tuple with one
-        such Tensor per input. Detached from any graph.
+        such Tensor per input. Its dtype is the promotion of the output's and the input's
+        (:func:`torch.promote_types`). Differentiable with respect to ``inputs`` and the tensors
+        ``func`` closes over, like :func:`torch.func.jacrev`'s (see :ref:`differentiable`).
 
     Raises
     ------
@@ -301,9 +305,13 @@ def jacobian(
     :func:`torch.func.vmap`. ``'auto'`` picks reverse mode when :math:`m \le n` and forward
     mode otherwise, where :math:`n` counts the elements of all inputs: a rule on shapes alone,
     so the choice is the same on every call with the same shapes, whatever ``func`` is. As
-    :math:`m` is only known once ``func`` has run, ``'auto'`` (like ``'reverse'``) first
-    evaluates ``func`` under :func:`torch.func.vjp` and reuses that evaluation for reverse
-    mode; when forward mode wins, that evaluation is one extra call of ``func``.
+    :math:`m` is only known once ``func`` has run, ``'auto'`` first evaluates ``func`` once
+    under :class:`torch.no_grad` (a plain evaluation, far cheaper than one that records for
+    differentiation), then restores the random-number state, so that it gives exactly what the
+    strategy it picks gives. Random operations draw once for all rows or columns.
+    Forward mode ignores :class:`torch.no_grad` inside ``func``, as PyTorch's forward-mode AD
+    does, where reverse mode holds what it computes constant; use ``.detach()`` there to hold a
+    value constant in every mode (see :ref:`differentiable`).
 
     See Also
     --------
@@ -404,7 +412,8 @@ def batch_jacobian(
     Tensor or tuple of Tensor
         Shape ``(N, *out_row, *in_row)`` where ``output.shape == (N, *out_row)`` and
         ``input.shape == (N, *in_row)``; ``J[b]`` is the Jacobian of row ``b``. A tuple with one
-        Tensor per input for tuple inputs. Detached from any graph.
+        Tensor per input for tuple inputs. The dtype and the differentiability are those of
+        :func:`jacobian`'s result (see :ref:`differentiable`).
 
     Raises
     ------
@@ -429,11 +438,14 @@ def batch_jacobian(
     repeated in every row). The work is that of ``out_row`` backward passes (or ``in_row``
     forward passes) through the batch, vectorised into one call, rather than ``N`` times as
     many for a loop over samples. ``'auto'`` learns the output row's size as :func:`jacobian`
-    does, from an evaluation under :func:`torch.func.vjp` that reverse mode reuses, and so
-    makes the same choice on every call with the same shapes. Its threshold is twice, not once,
+    does, from one plain evaluation of ``func``, and so makes the same choice on every call
+    with the same shapes. Its threshold is twice, not once,
     the input row's size because on batches a vectorised JVP was measured to cost up to about
     twice a vectorised VJP (``benchmarks/bench.py``: for MLP rows of 4 -> 5 and 8 -> 9 elements
     reverse mode was 1.4 and 1.9 times faster, and the two were even at 2 -> 4).
+    Forward mode ignores :class:`torch.no_grad` inside ``func``, as PyTorch's forward-mode AD
+    does, where reverse mode holds what it computes constant; use ``.detach()`` there to hold a
+    value constant in every mode (see :ref:`differentiable`).
 
     See Also
     --------
