@@ -130,8 +130,8 @@ assert mismatch > 1e-2
 # It is minimised with respect to the critic's parameters, so the gradients inside it must
 # themselves be differentiable: ``create_graph=True`` for :func:`torch.autograd.grad`. The
 # results of :func:`vecgrad.vjp` and :func:`vecgrad.batch_jacobian` carry their graph whenever
-# something they depend on requires grad, here the critic's parameters, so the same penalty
-# built from them can be backpropagated as it is.
+# something they depend on requires grad, here the critic's parameters (see
+# :ref:`differentiable`), so the same penalty built from them can be backpropagated as it is.
 
 lam = 10.0
 

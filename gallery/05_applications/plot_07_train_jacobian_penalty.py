@@ -57,7 +57,7 @@ assert (y_train.numel(), n_params) == (256, 816)
 # different samples are zero). Exactly, it is :func:`vecgrad.jacobian` squared and summed; the
 # estimate is :func:`vecgrad.hutchinson` with one probe, one vector-Jacobian product. Both
 # results carry the autograd graph back to the student's parameters, which they close over, so
-# either can be added to a loss and backpropagated.
+# either can be added to a loss and backpropagated (:ref:`differentiable` states the rule).
 
 
 def exact_penalty(model, x):

@@ -172,12 +172,13 @@ assert all(i < u for i, u in zip(ift_error[:10], unrolled_error[:10], strict=Tru
 # ---------------
 # The unrolled derivative records every step: its graph grows by the same number of autograd
 # nodes per Newton step, and the backward pass walks all of them. The implicit derivative only
-# needs the root, so the solver can run under :class:`torch.no_grad`. To use it inside a larger
-# model, take one differentiable step from the detached root with :math:`\partial_x F` held
-# constant, :math:`\tilde x = x^\star - (\partial_x F)^{-1} F(x^\star, b)`: since
-# :math:`F(x^\star, b) = 0` its value is the root, and its derivative with respect to
-# :math:`b` is :math:`-(\partial_x F)^{-1} \partial_b F`, the implicit one, at whatever point the
-# solver stopped: none of the steps that led there is recorded.
+# needs the root, so the solver need not be recorded at all. To use it inside a larger model,
+# solve with a detached copy of :math:`b`, then take one differentiable step from that root with
+# :math:`\partial_x F` held constant,
+# :math:`\tilde x = x^\star - (\partial_x F)^{-1} F(x^\star, b)`: since :math:`F(x^\star, b) = 0`
+# its value is the root, and its derivative with respect to :math:`b` is
+# :math:`-(\partial_x F)^{-1} \partial_b F`, the implicit one, at whatever point the solver
+# stopped: none of the steps that led there is recorded.
 
 
 def graph_size(tensor):
@@ -192,9 +193,9 @@ def graph_size(tensor):
 
 
 def implicit_layer(b, steps):
-    with torch.no_grad():
-        root = newton(b, steps)
-        F_x = vg.jacobian(lambda x: F(x, b), root)
+    constant = b.detach()  # the root and F_x are computed from a copy that no mode differentiates
+    root = newton(constant, steps)
+    F_x = vg.jacobian(lambda x: F(x, constant), root)
     return root - torch.linalg.solve(F_x, F(root, b))
 
 
@@ -203,9 +204,9 @@ def implicit_layer(b, steps):
 # for every extra step (the first step, from a constant :math:`x_0`, records fewer), while the
 # implicit layer's graph has the same size for every :math:`k`. Its derivative from
 # :func:`vecgrad.jacobian` is the IFT formula at the solver's last iterate: after 3 steps, far
-# from the root, that is ``ift_jacobian(x_3, b)``; after 12, the derivative at the root. (An
-# outer :func:`vecgrad.jacobian` in reverse mode respects the :class:`torch.no_grad` inside the
-# layer.)
+# from the root, that is ``ift_jacobian(x_3, b)``, in reverse and in forward mode alike; after 12,
+# the derivative at the root. The copy is made with ``detach()``, not under
+# :class:`torch.no_grad`, because forward mode ignores ``no_grad`` (see :doc:`/pitfalls`).
 
 b_leaf = b.clone().requires_grad_()
 unrolled_nodes = [graph_size(newton(b_leaf, k)) for k in ks]
@@ -217,7 +218,9 @@ assert per_step > 0
 assert all(m - k == per_step for k, m in pairwise(unrolled_nodes[1:]))
 assert len(set(implicit_nodes)) == 1
 assert implicit_nodes[0] < per_step
-assert_close(vg.jacobian(lambda b: implicit_layer(b, 3), b), ift_jacobian(newton(b, 3), b))
+for strategy in ("reverse", "forward"):
+    layer_3 = vg.jacobian(lambda b: implicit_layer(b, 3), b, strategy=strategy)
+    assert_close(layer_3, ift_jacobian(newton(b, 3), b))
 assert_close(vg.jacobian(lambda b: implicit_layer(b, 12), b), D_ift, rtol=0, atol=1e-12)
 
 # %%
