@@ -153,7 +153,7 @@ assert relative_error < 2 * relative_spread / math.sqrt(K)
 # Two copies of the student start from the same weights. Both minimise the mean squared error
 # per sample on the 16 training samples with Adam for 400 full-batch steps; the second adds
 # :math:`\lambda \hat R` with :math:`\lambda = 0.02`, a fresh probe at every step. The
-# exact :math:`\lVert J\rVert_F` (root mean square over the samples) is recorded every 10 steps,
+# exact :math:`\lVert J\rVert_F` (root mean square over the samples) is recorded every 20 steps,
 # from the per-sample Jacobians of :func:`vecgrad.batch_jacobian`, which skips the zero blocks
 # between samples.
 
@@ -175,7 +175,7 @@ def train(lam, steps=400):
     curve = []
     for step in range(steps + 1):
         loss = task_loss(model, x_train, y_train)
-        if step % 10 == 0:
+        if step % 20 == 0:
             curve.append((step, loss.item(), jacobian_norm(model, x_train)))
         if step == steps:
             return model, curve
