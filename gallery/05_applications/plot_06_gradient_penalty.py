@@ -161,9 +161,9 @@ def batch_jacobian_route(x):
 # :func:`torch.func.grad`, vectorised over the batch with :func:`torch.func.vmap`. The penalty's
 # gradient with respect to the parameters is then one more :func:`torch.func.grad`. On a batch of
 # 64 interpolates, the three routes must give the same penalty and the same gradient with
-# respect to every parameter, to float64 rounding. The last layer's bias shifts every score
-# equally and leaves the input gradients alone, so its gradient is zero:
-# ``materialize_grads=True`` returns that zero instead of ``None``.
+# respect to every parameter, within :func:`~torch.testing.assert_close`'s float64 tolerance.
+# The last layer's bias shifts every score equally and leaves the input gradients alone, so its
+# gradient is zero: ``materialize_grads=True`` returns that zero instead of ``None``.
 
 params = dict(critic.named_parameters())
 
