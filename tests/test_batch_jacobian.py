@@ -45,9 +45,13 @@ def test_mlp_matches_per_sample_loop(strategy: str, n_in: int, n_out: int) -> No
     jac = vg.batch_jacobian(model, x, strategy=strategy)
     assert isinstance(jac, torch.Tensor)
     assert jac.shape == (7, n_out, n_in)
-    assert not jac.requires_grad
+    # The model's parameters require grad, so the Jacobians carry the graph to them.
+    assert jac.requires_grad
     (expected,) = per_sample_reference(model, (x,))
     assert_close(jac, expected)
+    weight = model[0].weight
+    (got,) = torch.autograd.grad(jac.square().sum(), weight)
+    assert_close(got, torch.autograd.grad(expected.square().sum(), weight)[0])
     assert all(p.grad is None for p in model.parameters())
 
 

@@ -120,7 +120,9 @@ def test_chunk_size_changes_nothing(chunk_size: int) -> None:
     chunked = vg.hutchinson(
         f, x, num_samples=10, chunk_size=chunk_size, generator=torch.Generator().manual_seed(1)
     )
-    assert_close(chunked, whole, rtol=0, atol=0)
+    # The same probes in the same order; only the size of the vectorised products differs, which
+    # may change the rounding of their reductions.
+    assert_close(chunked, whole)
 
 
 def test_seeds_reproduce_and_differ() -> None:
@@ -132,14 +134,19 @@ def test_seeds_reproduce_and_differ() -> None:
     assert not torch.equal(vg.hutchinson(f, x, num_samples=20), first)
 
 
-def test_dtype_detached_and_caller_untouched() -> None:
+def test_dtype_differentiable_and_caller_untouched() -> None:
     x = torch.randn(4, requires_grad=True)
     before = x.detach().clone()
     estimates = vg.hutchinson(lambda t: t.exp(), x, num_samples=3)
     assert estimates.dtype == torch.float32
-    assert not estimates.requires_grad
     assert_close(estimates, x.detach().exp().square().sum().expand(3))
     assert torch.equal(x.detach(), before)
+    assert x.grad is None
+    # J = diag(exp(x)) and every probe gives ||J^T z||^2 = sum exp(2x): its gradient is 2 exp(2x).
+    (grad,) = torch.autograd.grad(estimates.mean(), x)
+    assert_close(grad, 2 * torch.exp(2 * x.detach()))
+    with torch.no_grad():
+        assert not vg.hutchinson(lambda t: t.exp(), x, num_samples=3).requires_grad
 
 
 @pytest.mark.parametrize(

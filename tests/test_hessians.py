@@ -102,21 +102,29 @@ def test_tuple_hvp_matches_blocks() -> None:
         assert_close(hv[i], h[i][0] @ v[0] + h[i][1] @ v[1])
 
 
-def test_results_detached_and_grads_untouched() -> None:
+def test_results_differentiable_and_grads_untouched() -> None:
     w = torch.randn(3, dtype=DTYPE, requires_grad=True)
     x = torch.randn(3, dtype=DTYPE, requires_grad=True)
 
     def func(t: torch.Tensor) -> torch.Tensor:
-        return (w * t**2).sum()
+        return (w * t**3).sum()
 
+    v = torch.ones(3, dtype=DTYPE)
     h = vg.hessian(func, x)
-    value, hv = vg.hvp(func, x, torch.ones(3, dtype=DTYPE))
-    for t in (h, value, hv):
-        assert isinstance(t, torch.Tensor)
-        assert not t.requires_grad
-    assert_close(h, torch.diag(2 * w.detach()))
+    value, hv = vg.hvp(func, x, v)
     assert w.grad is None
     assert x.grad is None
+    assert_close(h, torch.diag(6 * w.detach() * x.detach()))
+    # d/dw and d/dx of sum(H), sum(Hv) agree with torch.func's compositions.
+    ref_h = torch.func.hessian(func)(x)
+    ref_hv = torch.func.jvp(torch.func.grad(func), (x,), (v,))[1]
+    for got, ref in ((h, ref_h), (hv, ref_hv), (value, func(x))):
+        assert isinstance(got, torch.Tensor)
+        expected = torch.autograd.grad(ref.sum(), (w, x))
+        assert_close(torch.autograd.grad(got.sum(), (w, x)), expected)
+    with torch.no_grad():
+        assert not vg.hessian(func, x).requires_grad
+        assert not any(t.requires_grad for t in vg.hvp(func, x, v))
 
 
 @pytest.mark.parametrize("name", ["hessian", "hvp"])

@@ -110,15 +110,38 @@ def test_empty_output_and_empty_input(strategy: str) -> None:
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_result_is_detached_and_grads_untouched(strategy: str) -> None:
+def test_result_is_differentiable_and_grads_untouched(strategy: str) -> None:
     w = torch.randn(3, dtype=DTYPE, requires_grad=True)
     x = torch.randn(3, dtype=DTYPE, requires_grad=True)
-    jac = vg.jacobian(lambda t: torch.sin(w * t), x, strategy=strategy)
+
+    def func(t: torch.Tensor) -> torch.Tensor:
+        return torch.sin(w * t)
+
+    jac = vg.jacobian(func, x, strategy=strategy)
     assert isinstance(jac, torch.Tensor)
-    assert not jac.requires_grad
-    assert_close(jac, torch.diag(w.detach() * torch.cos(w.detach() * x.detach())))
     assert w.grad is None
     assert x.grad is None
+    assert_close(jac, torch.diag(w.detach() * torch.cos(w.detach() * x.detach())))
+    # The graph reaches both the input and the tensor func closes over, as jacrev's does.
+    reference = torch.func.jacrev(func)(x)
+    got = torch.autograd.grad(jac.square().sum(), (w, x))
+    assert_close(got, torch.autograd.grad(reference.square().sum(), (w, x)))
+    with torch.no_grad():
+        assert not vg.jacobian(func, x, strategy=strategy).requires_grad
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize(
+    ("in_dtype", "out_dtype"), [(torch.float64, torch.float32), (torch.float32, torch.float64)]
+)
+def test_jacobian_dtype_is_the_promoted_one(
+    strategy: str, in_dtype: torch.dtype, out_dtype: torch.dtype
+) -> None:
+    x = torch.randn(3, dtype=in_dtype)
+    jac = vg.jacobian(lambda t: torch.sin(t).to(out_dtype), x, strategy=strategy)
+    assert isinstance(jac, torch.Tensor)
+    assert jac.dtype == torch.float64
+    assert_close(jac, torch.diag(torch.cos(x.double())), check_dtype=False, rtol=1e-6, atol=1e-6)
 
 
 def test_float32_inputs_give_float32_jacobian() -> None:

@@ -102,21 +102,19 @@ def test_frozen_module_parameters_are_left_out() -> None:
     assert not grads["weight"].requires_grad
 
 
-@pytest.mark.parametrize("old_form", ["tensor", "list"])
-def test_tensors_without_names_are_deprecated_and_give_a_tuple(old_form: str) -> None:
+def test_create_graph_makes_the_rows_differentiable() -> None:
     w, b, x, y = logistic_data()
-    params = w if old_form == "tensor" else [w, b]
-    expected = vg.loss_jacobian(logistic_losses(w, b, x, y), {"w": w, "b": b})
-    with pytest.warns(
-        DeprecationWarning,
-        match=r"vecgrad\.loss_jacobian: `params` as a Tensor or an iterable of Tensors is "
-        r"deprecated and gives a tuple; pass the module, a mapping name -> Tensor or "
-        r"model\.named_parameters\(\) for a dict keyed by name\.",
-    ) as record:
-        result = vg.loss_jacobian(logistic_losses(w, b, x, y), params)
-    assert record[0].filename == __file__  # the warning points at the caller's line
-    assert isinstance(result, tuple)
-    assert_close(result, tuple(expected.values())[: len(result)])
+    params = {"w": w, "b": b}
+    rows = vg.loss_jacobian(logistic_losses(w, b, x, y), params, create_graph=True)
+    assert all(r.requires_grad for r in rows.values())
+    # The reference: one autograd.grad per loss, each with create_graph.
+    losses = logistic_losses(w, b, x, y)
+    ref = [torch.autograd.grad(loss, (w, b), create_graph=True) for loss in losses]
+    penalty = sum(r.square().sum() for r in rows.values())
+    ref_penalty = sum(g.square().sum() for grads in ref for g in grads)
+    assert_close(torch.autograd.grad(penalty, (w, b)), torch.autograd.grad(ref_penalty, (w, b)))
+    plain = vg.loss_jacobian(logistic_losses(w, b, x, y), params)
+    assert not any(r.requires_grad for r in plain.values())
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 4, 6, 100])
@@ -196,7 +194,27 @@ def test_losses_value_errors() -> None:
             3,
             TypeError,
             r"`params` must be an nn\.Module, a mapping name -> Tensor or an iterable of "
-            r"\(name, Tensor\) pairs; got int\.",
+            r"\(name, Tensor\) pairs such as model\.named_parameters\(\); got int\.",
+        ),
+        (
+            torch.ones(2, requires_grad=True),
+            TypeError,
+            r"`params` must be an nn\.Module, .* got Tensor\.",
+        ),
+        (
+            {0: torch.ones(2, requires_grad=True)},
+            TypeError,
+            r"`params` must be an nn\.Module, .* got the key 0 of type int\.",
+        ),
+        (
+            torch.ones(2).to_sparse().requires_grad_(),
+            TypeError,
+            r"`params` must be an nn\.Module",
+        ),
+        (
+            {"w": torch.ones(2).to_sparse().requires_grad_()},
+            TypeError,
+            r"`params\['w'\]` must be a dense \(strided\) Tensor; got layout torch\.sparse_coo\.",
         ),
         ({"w": None}, TypeError, r"`params\['w'\]` must be a Tensor; got NoneType"),
         ([("w", 1.0)], TypeError, r"`params\['w'\]` must be a Tensor; got float"),
@@ -206,12 +224,11 @@ def test_losses_value_errors() -> None:
             r"`params\['w'\]` must require grad; got a Tensor of shape \(2,\) "
             r"with requires_grad=False",
         ),
-        ([None], TypeError, r"`params\[0\]` must be a Tensor; got NoneType"),
+        ([None], TypeError, r"`params` must be an nn\.Module, .* holding NoneType\."),
         (
             [torch.ones(2, requires_grad=True), torch.ones(2)],
-            ValueError,
-            r"`params\[1\]` must require grad; got a Tensor of shape \(2,\) "
-            r"with requires_grad=False",
+            TypeError,
+            r"`params` must be an nn\.Module, .* holding Tensor\.",
         ),
     ],
 )

@@ -64,19 +64,39 @@ def test_vjp_and_jvp_match_torch_func() -> None:
     assert_close(ju, ref_ju)
 
 
-def test_outputs_are_detached_and_grads_untouched() -> None:
+# Gradients of results that need not depend on every tensor, from graphs used more than once.
+GRAD_OPTIONS: dict[str, Any] = {
+    "allow_unused": True,
+    "materialize_grads": True,
+    "retain_graph": True,
+}
+
+
+def test_outputs_are_differentiable_and_grads_untouched() -> None:
     w = torch.randn(3, dtype=DTYPE, requires_grad=True)
     x = torch.randn(3, dtype=DTYPE, requires_grad=True)
-    v = torch.randn(3, dtype=DTYPE)
-    out, g = vg.vjp(lambda t: torch.sin(w * t), x, v)
-    out2, ju = vg.jvp(lambda t: torch.sin(w * t), x, v)
-    for t in (out, g, out2, ju):
-        assert isinstance(t, torch.Tensor)
-        assert not t.requires_grad
+    v = torch.randn(3, dtype=DTYPE, requires_grad=True)
+
+    def func(t: torch.Tensor) -> torch.Tensor:
+        return torch.sin(w * t)
+
+    out, g = vg.vjp(func, x, v)
+    out2, ju = vg.jvp(func, x, v)
     assert w.grad is None
     assert x.grad is None
-    assert_close(g, v * w.detach() * torch.cos(w.detach() * x.detach()))
+    assert_close(g, v.detach() * w.detach() * torch.cos(w.detach() * x.detach()))
     assert_close(ju, g)  # J is diagonal, so J v == v^T J
+    # Differentiable with respect to the input, the vector and what func closes over.
+    ref_out, ref_vjp = torch.func.vjp(func, x)
+    (ref_g,) = ref_vjp(v)
+    ref_ju = torch.func.jvp(func, (x,), (v,))[1]
+    for got, ref in ((out, ref_out), (g, ref_g), (ju, ref_ju), (out2, ref_out)):
+        assert isinstance(got, torch.Tensor)
+        expected = torch.autograd.grad(ref.sum(), (w, x, v), **GRAD_OPTIONS)
+        got_grads = torch.autograd.grad(got.sum(), (w, x, v), **GRAD_OPTIONS)
+        assert_close(got_grads, expected)
+    with torch.no_grad():
+        assert not any(t.requires_grad for t in (*vg.vjp(func, x, v), *vg.jvp(func, x, v)))
 
 
 class _SquareForwardOnly(torch.autograd.Function):
@@ -242,7 +262,7 @@ def test_func_errors(name: str) -> None:
         (
             torch.ones(3, dtype=DTYPE, device="meta"),
             ValueError,
-            r"`v` must be on device cpu like `inputs`; got meta\.",
+            r"`v` must hold values; got a Tensor on the meta device\.",
         ),
     ],
 )
@@ -266,7 +286,7 @@ def test_vector_dtype_and_device_must_match(
         (
             lambda x: vg.vjp(torch.sin, x, torch.ones(3, dtype=DTYPE, device="meta")),
             ValueError,
-            r"vecgrad\.vjp: `v` must be on device cpu like `func\(inputs\)`; got meta\.",
+            r"vecgrad\.vjp: `v` must hold values; got a Tensor on the meta device\.",
         ),
         (
             lambda x: vg.jvp(torch.add, (x, x.float()), (torch.ones(3, dtype=DTYPE),) * 2),

@@ -85,6 +85,7 @@ CASES = [
     Case("loss_jacobian", TypeError, "params", LOSSES, 3),
     Case("loss_jacobian", TypeError, "chunk_size", LOSSES, {"t": T}, chunk_size=2.0),
     Case("loss_jacobian", TypeError, "retain_graph", LOSSES, {"t": T}, retain_graph=1),
+    Case("loss_jacobian", TypeError, "create_graph", LOSSES, {"t": T}, create_graph=None),
     Case("loss_jacobian", ValueError, "losses", LOSSES.detach(), {"t": T}),
     Case("loss_jacobian", ValueError, "params", LOSSES, {}),
     Case("loss_jacobian", ValueError, "chunk_size", LOSSES, {"t": T}, chunk_size=0),
@@ -92,6 +93,7 @@ CASES = [
     Case("per_sample_grads", TypeError, "loss_fn", MODEL, None, Y, Y),
     Case("per_sample_grads", TypeError, "inputs", MODEL, F.mse_loss, 1, Y),
     Case("per_sample_grads", TypeError, "targets", MODEL, F.mse_loss, Y, 1),
+    Case("per_sample_grads", TypeError, "create_graph", MODEL, F.mse_loss, Y, Y, create_graph=1),
     Case("per_sample_grads", ValueError, "model", nn.BatchNorm1d(1), F.mse_loss, Y, Y),
     Case(
         "per_sample_grads",
@@ -107,6 +109,7 @@ CASES = [
     Case("param_jacobian", TypeError, "model", F.mse_loss, Y),
     Case("param_jacobian", TypeError, "inputs", MODEL, [X]),
     Case("param_jacobian", TypeError, "chunk_size", MODEL, Y, chunk_size=1.0),
+    Case("param_jacobian", TypeError, "create_graph", MODEL, Y, create_graph="yes"),
     Case("param_jacobian", ValueError, "model", nn.BatchNorm1d(1), Y),
     Case("param_jacobian", ValueError, "inputs", MODEL, X[0]),
     Case("param_jacobian", ValueError, "chunk_size", MODEL, Y, chunk_size=0),

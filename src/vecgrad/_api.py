@@ -5,6 +5,8 @@
 TypeError and ValueError prefixed ``vecgrad.NAME: ``; no check names the function itself.
 :class:`Call` takes ``func`` and ``inputs`` (a Tensor or a tuple of Tensors) once, checks them,
 works on a tuple, and gives results back in the caller's structure, with memory of their own.
+Nothing is detached and no grad mode is changed, so that results carry the autograd graph and
+every public function runs inside torch.func transforms and inside another one.
 """
 
 from __future__ import annotations
@@ -83,6 +85,13 @@ def _unsupported_function(err: Exception) -> str | None:
             f"{vmap.group(1)} without a vmap rule. Set `generate_vmap_rule = True` on it or "
             "define a `vmap` staticmethod."
         )
+    if "Tensor.requires_grad_() (or perhaps" in message:
+        return (
+            "must not call requires_grad_() (or torch.autograd.grad, or "
+            "torch.autograd.functional) on the tensors it is given: vecgrad differentiates "
+            "them with torch.func transforms. Write `func` as a plain function of its inputs; "
+            "nested derivatives work with vecgrad's or torch.func's functions."
+        )
     if "it must override the setup_context staticmethod" in message:
         return (
             "must work under torch.func transforms; got a custom torch.autograd.Function whose "
@@ -98,7 +107,7 @@ def _as_tuple(name: str, value: object) -> tuple[tuple[Tensor, ...], bool]:
     Lists are refused so that the structure of the result (tensor or tuple) is never ambiguous.
     """
     if isinstance(value, Tensor):
-        return (value,), False
+        return (check_tensor(name, value),), False
     if not isinstance(value, tuple):
         hint = " (pass tuple(...) instead of a list)" if isinstance(value, list) else ""
         raise BadType(
@@ -114,8 +123,10 @@ def _as_tuple(name: str, value: object) -> tuple[tuple[Tensor, ...], bool]:
 class Call:
     """The function and point of one call of a public function, checked.
 
-    ``xs`` holds ``inputs`` as a tuple of detached real floating-point tensors whose elements
-    each have memory of their own, ``is_tuple`` whether the caller passed a tuple.
+    ``xs`` holds ``inputs`` as a tuple of real floating-point tensors whose elements each have
+    memory of their own, ``is_tuple`` whether the caller passed a tuple. Nothing is detached:
+    results are differentiable with respect to the inputs, the vectors and what ``func`` closes
+    over, as with torch.func (see "Differentiating vecgrad's results" in the docs).
     """
 
     def __init__(self, func: object, inputs: object) -> None:
@@ -124,7 +135,7 @@ class Call:
         xs, self.is_tuple = _as_tuple("inputs", inputs)
         for i, x in enumerate(xs):
             check_real_floating(self.name("inputs", i), x)
-        self.xs = tuple(unshared(x.detach()) for x in xs)
+        self.xs = tuple(unshared(x) for x in xs)
         self._caller = list(self.xs)  # memory that no result may share
 
     def func(self, *args: Tensor) -> Tensor:
@@ -175,7 +186,7 @@ class Call:
                 raise BadValue(
                     f"`{v_name}` must be on device {ref.device} like `{ref_name}`; got {v.device}."
                 )
-        vs = tuple(unshared(v.detach()) for v in vs)
+        vs = tuple(unshared(v) for v in vs)
         self._caller.extend(vs)
         return vs
 

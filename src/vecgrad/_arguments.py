@@ -7,6 +7,7 @@ import operator
 from collections.abc import Sequence
 from typing import SupportsIndex, cast
 
+import torch
 from torch import Tensor
 
 _FLOATS = "float16, bfloat16, float32 or float64"
@@ -32,9 +33,20 @@ def check_callable(name: str, value: object) -> None:
 
 
 def check_tensor(name: str, value: object) -> Tensor:
-    """Refuse a ``value`` that is not a Tensor."""
+    """Refuse a ``value`` that is not a dense Tensor holding data.
+
+    Sparse layouts have no strides and meta tensors no values: torch fails on them deep inside
+    a transform, in words about its internals.
+    """
     if not isinstance(value, Tensor):
         raise BadType(f"`{name}` must be a Tensor; got {type(value).__name__}.")
+    if value.layout != torch.strided:
+        raise BadType(
+            f"`{name}` must be a dense (strided) Tensor; got layout {value.layout}. "
+            "Call .to_dense() first."
+        )
+    if value.is_meta:
+        raise BadValue(f"`{name}` must hold values; got a Tensor on the meta device.")
     return value
 
 
@@ -50,6 +62,10 @@ def check_output(out: object, name: str = "func") -> Tensor:
     """Check that the callable ``name`` returned a real floating-point Tensor."""
     if not isinstance(out, Tensor):
         raise BadType(f"`{name}` must return a Tensor; got {type(out).__name__}.")
+    if out.layout != torch.strided:
+        raise BadType(f"`{name}` must return a dense (strided) Tensor; got layout {out.layout}.")
+    if out.is_meta:
+        raise BadValue(f"`{name}` must return a Tensor with values; got one on the meta device.")
     if not out.dtype.is_floating_point:
         raise BadType(
             f"`{name}` must return a real floating-point Tensor ({_FLOATS}); got dtype {out.dtype}."

@@ -119,8 +119,9 @@ def hutchinson(
         estimate from :math:`k` probes and their standard deviation divided by :math:`\sqrt{k}`
         its standard error. The dtype is the promoted one (:func:`torch.promote_types`) of
         ``func``'s output and the inputs for ``'frobenius'`` (float64 inputs with a float32
-        output give float64), and of the inputs alone for ``'hessian_trace'``. Detached from
-        any graph.
+        output give float64), and of the inputs alone for ``'hessian_trace'``. Differentiable
+        with respect to ``inputs`` and the tensors ``func`` closes over, e.g. to train with the
+        penalty (see :ref:`differentiable`); the probes are constants.
 
     Raises
     ------
@@ -137,20 +138,22 @@ def hutchinson(
     Notes
     -----
     For a symmetric matrix :math:`A` and a probe :math:`z` of independent signs :math:`\pm 1`
-    (Rademacher), :math:`\mathbb{E}[z z^\top] = I`, so
-    :math:`\mathbb{E}[z^\top A z] = \operatorname{tr} A`. With :math:`A = J J^\top` and
-    :math:`z` in output space, :math:`z^\top J J^\top z = \lVert J^\top z\rVert^2` is one
-    vector-Jacobian product, and :math:`\operatorname{tr}(J J^\top) = \lVert J\rVert_F^2`.
-    With :math:`A = H` and :math:`z` in input space, :math:`z^\top H z` needs one
-    Hessian-vector product, a forward-mode derivative of the reverse-mode gradient. The
-    variance of one estimate is :math:`2 \sum_{i \ne j} A_{ij}^2` (zero for a diagonal
-    :math:`A`), the smallest among probes of independent entries of mean zero and variance one
-    (Hutchinson, 1990); the mean of :math:`k` estimates has :math:`1/k` of it. The products are
-    vectorised over probes with :func:`torch.func.vmap`. For ``'frobenius'``, ``func`` is
-    evaluated once; for ``'hessian_trace'``, once to check its output, then inside the
-    Hessian-vector products (once per chunk of probes). The probes are drawn all at once,
-    before any product, as ``2 * torch.randint(0, 2, (num_samples, *shape)) - 1`` on the
-    generator's device, with one draw per input (in order) for ``'hessian_trace'``.
+    (Rademacher), :math:`\mathbb{E}[z z^\top] = I`, so :math:`\mathbb{E}[z^\top A z] =
+    \operatorname{tr} A`. With :math:`A = J J^\top` and :math:`z` in output space, :math:`z^\top J
+    J^\top z = \lVert J^\top z\rVert^2` is one vector-Jacobian product, and
+    :math:`\operatorname{tr}(J J^\top) = \lVert J\rVert_F^2`. With :math:`A = H` and :math:`z` in
+    input space, :math:`z^\top H z` needs one Hessian-vector product, a forward-mode derivative of
+    the reverse-mode gradient. The variance of one estimate is :math:`2 \sum_{i \ne j} A_{ij}^2`
+    (zero for a diagonal :math:`A`), the smallest among probes of independent entries of mean zero
+    and variance one (Hutchinson, 1990); the mean of :math:`k` estimates has :math:`1/k` of it. The
+    products are vectorised over probes with :func:`torch.func.vmap`. For ``'frobenius'``, ``func``
+    is evaluated once; for ``'hessian_trace'``, once to check its output, then inside the
+    Hessian-vector products (once per chunk of probes). The probes are drawn all at once, before any
+    product, as ``2 * torch.randint(0, 2, (num_samples, *shape)) - 1`` on the generator's device,
+    with one draw per input (in order) for ``'hessian_trace'``. Random operations in ``func`` draw
+    once for all probes. For ``'hessian_trace'``, forward mode ignores :class:`torch.no_grad` inside
+    ``func``, as PyTorch's forward-mode AD does, where reverse mode holds what it computes constant;
+    use ``.detach()`` there to hold a value constant in every mode (see :ref:`differentiable`).
 
     See Also
     --------
@@ -176,15 +179,15 @@ def hutchinson(
     quantity = check_choice("quantity", quantity, _QUANTITIES)
     chunk_size = check_chunk_size(chunk_size)
     generator = _generator(generator)
-    with torch.no_grad():
-        estimate, probes = (
-            _frobenius(call, num_samples, generator)
-            if quantity == "frobenius"
-            else _hessian_trace(call, num_samples, generator)
-        )
-        zs = probes if isinstance(probes, tuple) else (probes,)
-        batched = torch.func.vmap(estimate)
-        pieces = [
-            batched(*(z[start:stop] for z in zs)) for start, stop in spans(num_samples, chunk_size)
-        ]
+    estimate, probes = (
+        _frobenius(call, num_samples, generator)
+        if quantity == "frobenius"
+        else _hessian_trace(call, num_samples, generator)
+    )
+    zs = probes if isinstance(probes, tuple) else (probes,)
+    # Random operations in func draw once for all probes, as in one evaluation of func.
+    batched = torch.func.vmap(estimate, randomness="same")
+    pieces = [
+        batched(*(z[start:stop] for z in zs)) for start, stop in spans(num_samples, chunk_size)
+    ]
     return call.own(cat(pieces))

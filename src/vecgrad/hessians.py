@@ -40,7 +40,8 @@ def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor,
         inputs, a nested tuple of blocks: ``H[i][j]`` has shape
         ``inputs[i].shape + inputs[j].shape`` and holds
         :math:`\partial^2 f / \partial x_i \partial x_j` (as in
-        :func:`torch.autograd.functional.hessian`). Detached from any graph.
+        :func:`torch.autograd.functional.hessian`). Differentiable with respect to ``inputs``
+        and the tensors ``func`` closes over (see :ref:`differentiable`).
 
     Raises
     ------
@@ -54,11 +55,13 @@ def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor,
 
     Notes
     -----
-    :math:`H_{jk} = \partial^2 f / \partial x_j \partial x_k` is the Jacobian of the gradient.
-    It is computed by :func:`torch.func.hessian`: forward mode over reverse mode, i.e. one
-    vectorised JVP of the gradient per input element. The output is reshaped to a 0-dim tensor
-    first, so a function returning shape ``(1,)`` gives the same ``H`` as one returning
-    shape ``()``.
+    :math:`H_{jk} = \partial^2 f / \partial x_j \partial x_k` is the Jacobian of the gradient. It is
+    computed by :func:`torch.func.hessian`: forward mode over reverse mode, i.e. one vectorised JVP
+    of the gradient per input element. The output is reshaped to a 0-dim tensor first, so a function
+    returning shape ``(1,)`` gives the same ``H`` as one returning shape ``()``. Forward mode
+    ignores :class:`torch.no_grad` inside ``func``, as PyTorch's forward-mode AD does, where reverse
+    mode holds what it computes constant; use ``.detach()`` there to hold a value constant in every
+    mode (see :ref:`differentiable`).
 
     See Also
     --------
@@ -82,14 +85,12 @@ def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor,
     # torch.func.hessian fails on inputs without elements, whose blocks are empty anyway.
     nonempty = tuple(i for i, x in enumerate(call.xs) if x.numel() > 0)
     ensure_forward_ad()
-    with torch.no_grad():
-        if nonempty:
-            hess = cast(
-                "tuple[tuple[Tensor, ...], ...]",
-                torch.func.hessian(scalar, nonempty)(*call.xs),
-            )
-        else:
-            scalar(*call.xs)  # still check what func returns
+    if nonempty:
+        hess = cast(
+            "tuple[tuple[Tensor, ...], ...]", torch.func.hessian(scalar, nonempty)(*call.xs)
+        )
+    else:
+        scalar(*call.xs)  # still check what func returns
     rows = tuple(
         tuple(
             call.own(hess[nonempty.index(i)][nonempty.index(j)])
@@ -129,10 +130,11 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     Returns
     -------
     output : Tensor
-        ``func(inputs)``, detached, with the shape ``func`` returned.
+        ``func(inputs)``, with the shape ``func`` returned.
     hvp : Tensor or tuple of Tensor
         :math:`H v`, shaped like ``inputs``; for tuple inputs, entry :math:`i` is
-        :math:`\sum_j H_{ij} v_j`. Detached from any graph.
+        :math:`\sum_j H_{ij} v_j`. Both are differentiable with respect to ``inputs``, ``v``
+        and the tensors ``func`` closes over (see :ref:`differentiable`).
 
     Raises
     ------
@@ -148,10 +150,12 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
 
     Notes
     -----
-    :math:`H v = \frac{d}{dt} \nabla f(x + t v)\big|_{t=0}`: a forward-mode JVP of the
-    reverse-mode gradient (:func:`torch.func.jvp` of :func:`torch.func.grad`), costing a small
-    multiple of one gradient evaluation and memory linear in the input size. As the Hessian
-    is symmetric, this equals :math:`v^\top H` too.
+    :math:`H v = \frac{d}{dt} \nabla f(x + t v)\big|_{t=0}`: a forward-mode JVP of the reverse-mode
+    gradient (:func:`torch.func.jvp` of :func:`torch.func.grad`), costing a small multiple of one
+    gradient evaluation and memory linear in the input size. As the Hessian is symmetric, this
+    equals :math:`v^\top H` too. Forward mode ignores :class:`torch.no_grad` inside ``func``, as
+    PyTorch's forward-mode AD does, where reverse mode holds what it computes constant; use
+    ``.detach()`` there to hold a value constant in every mode (see :ref:`differentiable`).
 
     See Also
     --------
@@ -177,9 +181,8 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     # Gradient as a function of the inputs, returning func's own output as auxiliary data.
     grad_fn = torch.func.grad(scalar_and_value, argnums=tuple(range(len(vs))), has_aux=True)
     ensure_forward_ad()
-    with torch.no_grad():
-        _, hv, output = cast(
-            "tuple[tuple[Tensor, ...], tuple[Tensor, ...], Tensor]",
-            torch.func.jvp(grad_fn, call.xs, vs, has_aux=True),
-        )
+    _, hv, output = cast(
+        "tuple[tuple[Tensor, ...], tuple[Tensor, ...], Tensor]",
+        torch.func.jvp(grad_fn, call.xs, vs, has_aux=True),
+    )
     return call.own(output), call.restore(hv)

@@ -13,6 +13,7 @@ from vecgrad._api import Call, Func, TensorOrTensors, public
 from vecgrad._arguments import BadValue, check_choice, check_chunk_size, fmt_shape
 from vecgrad._basis import cat, offsets, one_hots, spans, zeros
 from vecgrad._compat import ensure_forward_ad
+from vecgrad._memory import in_transform
 
 _STRATEGIES = ("auto", "reverse", "forward", "loop")
 # batch_jacobian's 'auto' takes forward mode only when an output row has more than this many times
@@ -65,6 +66,15 @@ def _forward_wins(
     return math.prod(out_shape) > ratio * sum(math.prod(s) for s in in_shapes)
 
 
+def _promoted(block: Tensor, out_dtype: torch.dtype, x: Tensor) -> Tensor:
+    """``block`` in the dtype every strategy returns: the promotion of the output's and input's.
+
+    Reverse mode computes in the input's dtype and forward mode in the output's; promoting
+    both makes the strategies agree and loses nothing of either.
+    """
+    return block.to(torch.promote_types(out_dtype, x.dtype))
+
+
 def _reverse(
     output: Tensor, vjp_fn: VjpFn, xs: tuple[Tensor, ...], chunk_size: int | None, batch: int | None
 ) -> tuple[Tensor, ...]:
@@ -77,15 +87,22 @@ def _reverse(
     row, shapes = _rows(output, batch), [_rows(x, batch) for x in xs]
     m = math.prod(row)
     if m == 0:
-        return tuple(zeros(output, output.shape, shape) for shape in shapes)
+        return tuple(
+            _promoted(zeros(output, output.shape, shape), output.dtype, x)
+            for shape, x in zip(shapes, xs, strict=True)
+        )
     pieces = [
         torch.func.vmap(vjp_fn)(one_hots(start, stop, 0, row, output, batch))
         for start, stop in spans(m, chunk_size)
     ]
     # pieces[c][i] has shape (rows in chunk c, [batch,] *shapes[i]); movedim is a view.
     return tuple(
-        (cat(rows) if batch is None else cat(rows).movedim(0, 1)).reshape(output.shape + shape)
-        for rows, shape in zip(zip(*pieces, strict=True), shapes, strict=True)
+        _promoted(
+            (cat(rows) if batch is None else cat(rows).movedim(0, 1)).reshape(output.shape + shape),
+            output.dtype,
+            x,
+        )
+        for rows, shape, x in zip(zip(*pieces, strict=True), shapes, xs, strict=True)
     )
 
 
@@ -96,6 +113,8 @@ def _forward(
 
     With ``batch``, the columns of per-sample Jacobians: tangent ``j`` is the one-hot ``e_j``
     of an input row repeated in every row, so one JVP gives column ``j`` for all samples.
+    Random operations in ``func`` draw once for all columns (``randomness='same'``), as reverse
+    mode's single evaluation does for all rows.
     """
     ensure_forward_ad()
     shapes = [_rows(x, batch) for x in xs]
@@ -103,14 +122,17 @@ def _forward(
     n = sum(sizes)
     if n == 0:
         output = func(*xs)
-        return tuple(zeros(output, output.shape, shape) for shape in shapes)
+        return tuple(
+            _promoted(zeros(output, output.shape, shape), output.dtype, x)
+            for shape, x in zip(shapes, xs, strict=True)
+        )
     starts = offsets(sizes)
 
     def column(*tangents: Tensor) -> Tensor:
         return cast(Tensor, torch.func.jvp(func, xs, tangents)[1])
 
     pieces = [
-        torch.func.vmap(column)(
+        torch.func.vmap(column, randomness="same")(
             *(
                 one_hots(start, stop, off, shape, x, batch)
                 for off, shape, x in zip(starts, shapes, xs, strict=True)
@@ -118,33 +140,90 @@ def _forward(
         )
         for start, stop in spans(n, chunk_size)
     ]
-    columns = cat(pieces)  # (n, *output.shape)
+    columns = cat(pieces)  # (n, *output.shape), in the output's dtype
     out_shape = columns.shape[1:]
     return tuple(
-        columns[off : off + size].movedim(0, -1).reshape(out_shape + shape)
-        for shape, off, size in zip(shapes, starts, sizes, strict=True)
+        _promoted(
+            columns[off : off + size].movedim(0, -1).reshape(out_shape + shape), columns.dtype, x
+        )
+        for shape, off, size, x in zip(shapes, starts, sizes, xs, strict=True)
     )
 
 
 def _loop(func: Func, xs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """Rows of the Jacobian one at a time: one backward pass per output element."""
-    with torch.enable_grad():
-        leaves = tuple(x.detach().requires_grad_(True) for x in xs)
-        output = func(*leaves)
-    m = output.numel()
-    if m == 0 or not output.requires_grad:
-        return tuple(zeros(output, output.shape, x.shape) for x in xs)
-    rows: list[list[Tensor]] = [[] for _ in xs]
-    for k in range(m):
-        one_hot = one_hots(k, k + 1, 0, output.shape, output)[0]
-        grads = torch.autograd.grad(
-            output, leaves, one_hot, retain_graph=k < m - 1, allow_unused=True
+    """Rows of the Jacobian one at a time: one :func:`torch.autograd.grad` per output element.
+
+    Plain autograd, for functions that torch.func cannot transform. Under
+    :func:`torch.inference_mode` it still records a graph, on normal copies of inference
+    tensors. When grad mode is on and the inputs or what ``func`` closes over require grad,
+    the rows are built with ``create_graph=True``, so that they carry the graph as the other
+    strategies' results do.
+    """
+    outer_grad = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    with torch.inference_mode(False), torch.enable_grad():
+        # The caller's tensors themselves where they require grad (the rows' graph then
+        # reaches them), else private leaves.
+        leaves = tuple(
+            x
+            if x.requires_grad and outer_grad
+            else (x.clone() if x.is_inference() else x.detach()).requires_grad_(True)
+            for x in xs
         )
-        for acc, g, x in zip(rows, grads, xs, strict=True):
-            acc.append(zeros(x, x.shape) if g is None else g)
+        output = func(*leaves)
+        # A graph for the caller: some input requires grad, or a tensor func closes over does
+        # (the output then depends on more than the private leaves).
+        create_graph = outer_grad and (
+            any(x.requires_grad for x in xs) or _depends_on_more(output, leaves)
+        )
+        m = output.numel()
+        if m == 0 or not output.requires_grad:
+            return tuple(
+                _promoted(zeros(output, output.shape, x.shape), output.dtype, x) for x in xs
+            )
+        rows: list[list[Tensor]] = [[] for _ in xs]
+        for k in range(m):
+            one_hot = one_hots(k, k + 1, 0, output.shape, output)[0]
+            grads = torch.autograd.grad(
+                output,
+                leaves,
+                one_hot,
+                retain_graph=create_graph or k < m - 1,
+                create_graph=create_graph,
+                allow_unused=True,
+            )
+            for acc, g, x in zip(rows, grads, xs, strict=True):
+                acc.append(zeros(x, x.shape) if g is None else g)
     return tuple(
-        torch.stack(r).reshape(output.shape + x.shape) for r, x in zip(rows, xs, strict=True)
+        _promoted(torch.stack(r).reshape(output.shape + x.shape), output.dtype, x)
+        for r, x in zip(rows, xs, strict=True)
     )
+
+
+def _depends_on_more(output: Tensor, leaves: tuple[Tensor, ...]) -> bool:
+    """Whether ``output``'s graph reaches a tensor that requires grad other than ``leaves``."""
+    mine = {id(leaf) for leaf in leaves}
+    seen, stack = set(), [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        variable = getattr(node, "variable", None)  # an AccumulateGrad node holds its leaf
+        if variable is not None and id(variable) not in mine:
+            return True
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return False
+
+
+def _probe(func: Func, xs: tuple[Tensor, ...]) -> Tensor:
+    """``func(*xs)`` for its shape alone: no graph, and the random state left as it was.
+
+    A plain evaluation costs far less than one under :func:`torch.func.vjp`, and restoring
+    the generators makes ``'auto'`` give exactly what the strategy it picks gives.
+    """
+    cuda = sorted({x.device.index or 0 for x in xs if x.device.type == "cuda"})
+    with torch.random.fork_rng(devices=cuda), torch.no_grad():
+        return func(*xs)
 
 
 def _jacobian(
@@ -152,17 +231,17 @@ def _jacobian(
 ) -> tuple[Tensor, ...]:
     """The vectorised strategies of :func:`jacobian` and :func:`batch_jacobian`.
 
-    ``'auto'`` learns the output's shape from an evaluation under :func:`torch.func.vjp`, which
-    reverse mode reuses, then applies :func:`_forward_wins`.
+    ``'auto'`` learns the output's shape from a plain evaluation (:func:`_probe`), then applies
+    :func:`_forward_wins`.
     """
-    with torch.no_grad():
-        if strategy == "forward":
-            return _forward(func, xs, chunk_size, batch)
-        output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(func, *xs))
-        in_shapes = [_rows(x, batch) for x in xs]
-        if strategy == "auto" and _forward_wins(_rows(output, batch), in_shapes, batch):
-            return _forward(func, xs, chunk_size, batch)
-        return _reverse(output, vjp_fn, xs, chunk_size, batch)
+    in_shapes = [_rows(x, batch) for x in xs]
+    if strategy == "auto":
+        wins = _forward_wins(_rows(_probe(func, xs), batch), in_shapes, batch)
+        strategy = "forward" if wins else "reverse"
+    if strategy == "forward":
+        return _forward(func, xs, chunk_size, batch)
+    output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(func, *xs))
+    return _reverse(output, vjp_fn, xs, chunk_size, batch)
 
 
 @_typed
@@ -186,9 +265,11 @@ def jacobian(
         products (one per output element, like :func:`torch.func.jacrev`); ``'forward'``
         column by column from vectorised Jacobian-vector products (one per input element, like
         :func:`torch.func.jacfwd`); ``'loop'`` calls :func:`torch.autograd.grad` once per
-        output element with a one-hot ``grad_outputs`` (slow, kept as the reference method).
-        ``'auto'`` (default) uses ``'reverse'`` when the output has no more elements than the
-        inputs together, else ``'forward'``.
+        output element with a one-hot ``grad_outputs`` (slow, kept as the reference method and
+        for functions that torch.func cannot transform; for that reason it cannot run inside a
+        torch.func transform). ``'auto'`` (default) uses ``'reverse'`` when the output has no
+        more elements than the inputs together, else ``'forward'``. All give the same values,
+        structure and dtype.
     chunk_size : int, optional
         Largest number of rows (``'reverse'``) or columns (``'forward'``) computed at once, to
         bound memory; by default all at once. Not accepted with ``'loop'``, which computes one
@@ -198,7 +279,9 @@ def jacobian(
     -------
     Tensor or tuple of Tensor
         ``J`` with ``J.shape == output.shape + input.shape``; for tuple inputs a tuple with one
-        such Tensor per input. Detached from any graph.
+        such Tensor per input. Its dtype is the promotion of the output's and the input's
+        (:func:`torch.promote_types`). Differentiable with respect to ``inputs`` and the tensors
+        ``func`` closes over, like :func:`torch.func.jacrev`'s (see :ref:`differentiable`).
 
     Raises
     ------
@@ -210,7 +293,9 @@ def jacobian(
         for forward mode, a vmap rule, or ``setup_context`` for any vectorised strategy).
     ValueError
         If ``inputs`` is an empty tuple, ``strategy`` is unknown, ``chunk_size < 1``, or
-        ``chunk_size`` is given with ``strategy='loop'``.
+        ``chunk_size`` is given with ``strategy='loop'``; or if ``strategy`` is ``'loop'``
+        inside a torch.func transform (or another vecgrad function), where
+        :func:`torch.autograd.grad` cannot run.
 
     Notes
     -----
@@ -220,9 +305,13 @@ def jacobian(
     :func:`torch.func.vmap`. ``'auto'`` picks reverse mode when :math:`m \le n` and forward
     mode otherwise, where :math:`n` counts the elements of all inputs: a rule on shapes alone,
     so the choice is the same on every call with the same shapes, whatever ``func`` is. As
-    :math:`m` is only known once ``func`` has run, ``'auto'`` (like ``'reverse'``) first
-    evaluates ``func`` under :func:`torch.func.vjp` and reuses that evaluation for reverse
-    mode; when forward mode wins, that evaluation is one extra call of ``func``.
+    :math:`m` is only known once ``func`` has run, ``'auto'`` first evaluates ``func`` once
+    under :class:`torch.no_grad` (a plain evaluation, far cheaper than one that records for
+    differentiation), then restores the random-number state, so that it gives exactly what the
+    strategy it picks gives. Random operations draw once for all rows or columns.
+    Forward mode ignores :class:`torch.no_grad` inside ``func``, as PyTorch's forward-mode AD
+    does, where reverse mode holds what it computes constant; use ``.detach()`` there to hold a
+    value constant in every mode (see :ref:`differentiable`).
 
     See Also
     --------
@@ -248,8 +337,14 @@ def jacobian(
             f"time; got {chunk_size}."
         )
     if strategy == "loop":
-        with torch.no_grad():
-            return call.restore(_loop(call.func, call.xs))
+        if any(in_transform(x) for x in call.xs):
+            raise BadValue(
+                "`strategy` must not be 'loop' inside torch.func transforms (vmap, grad, "
+                "jacrev, ...) or another vecgrad function: the loop calls "
+                "torch.autograd.grad, which does not run there; got 'loop' on transformed "
+                "inputs. Use strategy='reverse' or 'forward'."
+            )
+        return call.restore(_loop(call.func, call.xs))
     return call.restore(_jacobian(call.func, call.xs, strategy, chunk_size, None))
 
 
@@ -317,7 +412,8 @@ def batch_jacobian(
     Tensor or tuple of Tensor
         Shape ``(N, *out_row, *in_row)`` where ``output.shape == (N, *out_row)`` and
         ``input.shape == (N, *in_row)``; ``J[b]`` is the Jacobian of row ``b``. A tuple with one
-        Tensor per input for tuple inputs. Detached from any graph.
+        Tensor per input for tuple inputs. The dtype and the differentiability are those of
+        :func:`jacobian`'s result (see :ref:`differentiable`).
 
     Raises
     ------
@@ -342,11 +438,14 @@ def batch_jacobian(
     repeated in every row). The work is that of ``out_row`` backward passes (or ``in_row``
     forward passes) through the batch, vectorised into one call, rather than ``N`` times as
     many for a loop over samples. ``'auto'`` learns the output row's size as :func:`jacobian`
-    does, from an evaluation under :func:`torch.func.vjp` that reverse mode reuses, and so
-    makes the same choice on every call with the same shapes. Its threshold is twice, not once,
+    does, from one plain evaluation of ``func``, and so makes the same choice on every call
+    with the same shapes. Its threshold is twice, not once,
     the input row's size because on batches a vectorised JVP was measured to cost up to about
     twice a vectorised VJP (``benchmarks/bench.py``: for MLP rows of 4 -> 5 and 8 -> 9 elements
     reverse mode was 1.4 and 1.9 times faster, and the two were even at 2 -> 4).
+    Forward mode ignores :class:`torch.no_grad` inside ``func``, as PyTorch's forward-mode AD
+    does, where reverse mode holds what it computes constant; use ``.detach()`` there to hold a
+    value constant in every mode (see :ref:`differentiable`).
 
     See Also
     --------

@@ -9,7 +9,8 @@ from torch import Tensor
 
 from vecgrad._api import Call, Func, TensorOrTensors, public
 from vecgrad._arguments import BadValue, positive_float
-from vecgrad._basis import zeros
+from vecgrad._basis import one_hots, zeros
+from vecgrad._memory import in_transform
 
 
 def _steps(x: Tensor, eps: float | None) -> Tensor:
@@ -53,8 +54,7 @@ def numerical_jacobian(
     ----------
     func : callable
         Function returning a real floating-point Tensor; called as ``func(inputs)`` for a
-        Tensor and ``func(*inputs)`` for a tuple. It is evaluated under
-        :class:`torch.no_grad`.
+        Tensor and ``func(*inputs)`` for a tuple.
         It must not modify its inputs in place (that would change the caller's tensors).
     inputs : Tensor or tuple of Tensor
         Point at which the Jacobian is taken; real floating-point dtypes (float64
@@ -69,7 +69,8 @@ def numerical_jacobian(
     -------
     Tensor or tuple of Tensor
         Same layout as :func:`jacobian`: ``J.shape == output.shape + input.shape``, a tuple
-        with one Tensor per input for tuple inputs.
+        with one Tensor per input for tuple inputs. Differentiable like every vecgrad result
+        (see :ref:`differentiable`): the differences of ``func``'s values carry the graph.
 
     Raises
     ------
@@ -109,25 +110,23 @@ def numerical_jacobian(
     step = None if eps is None else positive_float("eps", eps, "None or a positive float")
     xs, f = call.xs, call.func
     jac = []
-    with torch.no_grad():
-        for i, x in enumerate(xs):
-            h = _steps(x, step).reshape(-1)
-            flat = x.reshape(-1)
-            # The steps as represented: (x + h) - (x - h), which is 0 if h is lost to rounding.
-            widths = (flat + h) - (flat - h)
+    for i, x in enumerate(xs):
+        h = _steps(x, step).reshape(-1)
+        flat = x.reshape(-1)
+        # The steps as represented: (x + h) - (x - h), which is 0 if h is lost to rounding.
+        widths = (flat + h) - (flat - h)
+        if not in_transform(widths):  # a check of values, which vmap cannot branch on
             _check_widths(widths, flat, step, call.name("inputs", i))
-            columns = []
-            for j in range(x.numel()):
-                plus = x.clone(memory_format=torch.contiguous_format)
-                minus = x.clone(memory_format=torch.contiguous_format)
-                plus.view(-1)[j] += h[j]
-                minus.view(-1)[j] -= h[j]
-                args_plus = (*xs[:i], plus, *xs[i + 1 :])
-                args_minus = (*xs[:i], minus, *xs[i + 1 :])
-                columns.append((f(*args_plus) - f(*args_minus)) / widths[j])
-            if columns:
-                jac.append(torch.stack(columns, dim=-1).reshape(columns[0].shape + x.shape))
-            else:
-                out = f(*xs)
-                jac.append(zeros(out, out.shape, x.shape))
+        columns = []
+        for j in range(x.numel()):
+            # x +- h_j e_j without writing into x, so that it works under transforms.
+            shift = (h * one_hots(j, j + 1, 0, flat.shape, flat)[0]).reshape(x.shape)
+            args_plus = (*xs[:i], x + shift, *xs[i + 1 :])
+            args_minus = (*xs[:i], x - shift, *xs[i + 1 :])
+            columns.append((f(*args_plus) - f(*args_minus)) / widths[j])
+        if columns:
+            jac.append(torch.stack(columns, dim=-1).reshape(columns[0].shape + x.shape))
+        else:
+            out = f(*xs)
+            jac.append(zeros(out, out.shape, x.shape))
     return call.restore(tuple(jac))

@@ -8,14 +8,14 @@ import torch
 from torch import Tensor, nn
 
 from vecgrad._api import public
-from vecgrad._arguments import BadValue, check_chunk_size, check_output, fmt_shape
+from vecgrad._arguments import BadValue, check_bool, check_chunk_size, check_output, fmt_shape
 from vecgrad._memory import unshared
-from vecgrad._models import check_model, samples, split
+from vecgrad._models import check_model, samples, split, unchanged
 
 
 @public
 def param_jacobian(
-    model: nn.Module, inputs: Tensor, *, chunk_size: int | None = None
+    model: nn.Module, inputs: Tensor, *, chunk_size: int | None = None, create_graph: bool = False
 ) -> dict[str, Tensor]:
     r"""Jacobian of each sample's output with respect to every trainable parameter of ``model``.
 
@@ -33,6 +33,10 @@ def param_jacobian(
         Largest number of output elements of one sample differentiated at once (the
         ``chunk_size`` of :func:`torch.func.jacrev`); by default all of ``out_row``. Memory
         grows with ``chunk_size`` times the memory of one backward pass through the batch.
+    create_graph : bool, optional
+        Make the result differentiable with respect to the model's parameters. Default
+        ``False``: the result is a constant with respect to them and costs what it did without
+        a graph (see :ref:`differentiable`).
 
     Returns
     -------
@@ -41,13 +45,16 @@ def param_jacobian(
         that order, a Tensor of shape ``(N, *out_row, *p.shape)``: entry ``[i, k]`` is
         :math:`\partial\, \mathrm{model}(x_i)_k / \partial p`, where ``model(x_i)`` is the output
         for ``inputs[i:i+1]`` without its batch dimension. ``.grad`` attributes are left
-        untouched; the result is not attached to any graph and has memory of its own.
+        untouched, and so are the model's parameters and buffers (the same objects, also after
+        an error); the result has memory of its own. Differentiable with respect to ``inputs``
+        (when they require grad) and, with ``create_graph=True``, the parameters.
 
     Raises
     ------
     TypeError
         If ``model`` is not an ``nn.Module`` or does not return a real floating-point Tensor,
-        ``inputs`` is not a Tensor, or ``chunk_size`` is not an int.
+        ``inputs`` is not a dense Tensor, ``chunk_size`` is not an int or ``create_graph`` not
+        a bool.
     ValueError
         If ``model`` normalises with batch statistics (call ``model.eval()`` or use
         GroupNorm/LayerNorm), has no parameter that requires grad, or returns a Tensor whose
@@ -92,7 +99,7 @@ def param_jacobian(
     model = check_model(model)
     xs = samples("inputs", inputs)
     chunk_size = check_chunk_size(chunk_size)
-    trainable, fixed = split(model)
+    trainable, fixed = split(model, check_bool("create_graph", create_graph))
 
     def sample_output(params: dict[str, Tensor], x: Tensor) -> Tensor:
         output = torch.func.functional_call(model, (params, fixed), (x.unsqueeze(0),))
@@ -109,7 +116,7 @@ def param_jacobian(
         in_dims=(None, 0),
         randomness="different",
     )
-    with torch.no_grad():
+    with unchanged(model):
         jac = cast("dict[str, Tensor]", per_sample(trainable, xs))
     # A block that does not depend on the sample comes back expanded over it (stride 0).
     return {name: unshared(block) for name, block in jac.items()}

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import cast, overload
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +21,7 @@ from vecgrad._arguments import (
     scalar_output,
 )
 from vecgrad._basis import cat, one_hots, spans, zeros
-from vecgrad._models import check_model, samples, split, trainable_params
+from vecgrad._models import check_model, samples, split, trainable_params, unchanged
 
 
 def _losses(losses: object) -> Tensor:
@@ -42,66 +41,48 @@ def _losses(losses: object) -> Tensor:
     return losses
 
 
-def _params(params: object) -> tuple[dict[str, Tensor], bool]:
-    """The tensors to differentiate by name, and whether ``params`` has the deprecated form.
-
-    The deprecated form, a Tensor or an iterable of Tensors, is keyed ``'0'``, ``'1'``, ...
-    """
+def _params(params: object) -> dict[str, Tensor]:
+    """The tensors to differentiate, by name."""
+    expected = (
+        "`params` must be an nn.Module, a mapping name -> Tensor or an iterable of "
+        "(name, Tensor) pairs such as model.named_parameters()"
+    )
     if isinstance(params, nn.Module):
         items: list[tuple[object, object]] = list(trainable_params(params).items())
     elif isinstance(params, Mapping):
         items = list(params.items())
-    elif isinstance(params, Tensor):
-        items = [(0, params)]
-    elif isinstance(params, Iterable):
+    elif isinstance(params, Iterable) and not isinstance(params, (Tensor, str)):
         items = list(params)
-        pairs = all(isinstance(i, tuple) and len(i) == 2 and isinstance(i[0], str) for i in items)
-        items = items if pairs and items else list(enumerate(items))
+        for item in items:
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise BadType(f"{expected}; got an iterable holding {type(item).__name__}.")
     else:
-        raise BadType(
-            "`params` must be an nn.Module, a mapping name -> Tensor or an iterable of "
-            f"(name, Tensor) pairs; got {type(params).__name__}."
-        )
+        raise BadType(f"{expected}; got {type(params).__name__}.")
     if not items:
         raise BadValue("`params` must contain at least one Tensor; got none.")
     named = {}
     for key, value in items:
+        if not isinstance(key, str):
+            raise BadType(f"{expected}; got the key {key!r} of type {type(key).__name__}.")
         label = f"params[{key!r}]"
-        tensor = named[str(key)] = check_tensor(label, value)
+        tensor = named[key] = check_tensor(label, value)
         if not tensor.requires_grad:
             raise BadValue(
                 f"`{label}` must require grad; got a Tensor of shape {fmt_shape(tensor.shape)} "
                 "with requires_grad=False."
             )
-    return named, isinstance(items[0][0], int)
-
-
-@overload
-def loss_jacobian(
-    losses: Tensor,
-    params: NamedParams,
-    *,
-    chunk_size: int | None = ...,
-    retain_graph: bool = ...,
-) -> dict[str, Tensor]: ...
-@overload
-def loss_jacobian(
-    losses: Tensor,
-    params: Tensor | Iterable[Tensor],
-    *,
-    chunk_size: int | None = ...,
-    retain_graph: bool = ...,
-) -> tuple[Tensor, ...]: ...
+    return named
 
 
 @public
 def loss_jacobian(
     losses: Tensor,
-    params: NamedParams | Tensor | Iterable[Tensor],
+    params: NamedParams,
     *,
     chunk_size: int | None = None,
     retain_graph: bool = False,
-) -> dict[str, Tensor] | tuple[Tensor, ...]:
+    create_graph: bool = False,
+) -> dict[str, Tensor]:
     r"""Jacobian of a vector of losses with respect to parameters: per-sample gradients.
 
     Parameters
@@ -113,15 +94,17 @@ def loss_jacobian(
         The tensors to differentiate, by name: a module (its parameters that require grad), a
         mapping such as ``dict(model.named_parameters())``, or pairs such as
         ``model.named_parameters()`` (a generator is consumed once). Each must require grad.
-        Deprecated: a Tensor or an iterable of Tensors, which gives a tuple and a
-        DeprecationWarning.
     chunk_size : int, optional
         Largest number of losses differentiated at once; by default all ``N``. Memory grows
         with ``chunk_size`` times the memory of one backward pass.
     retain_graph : bool, optional
         Keep the graph behind ``losses`` so that it can be differentiated again (e.g. by a
         later ``losses.mean().backward()``). Default ``False``, like
-        :func:`torch.autograd.grad`: the graph is freed.
+        :func:`torch.autograd.grad`: the graph is freed. ``create_graph=True`` keeps it too.
+    create_graph : bool, optional
+        Build the graph of the derivative, so that the result can be differentiated again, as
+        in :func:`torch.autograd.grad` (e.g. a penalty on per-sample gradient norms, trained
+        by ``backward()``). Default ``False``: the result is a constant, and cheaper.
 
     Returns
     -------
@@ -129,14 +112,15 @@ def loss_jacobian(
         For each name of ``params``, in its order (for a module, the names of
         ``named_parameters()``, as :func:`per_sample_grads`), a Tensor of shape
         ``(N, *p.shape)``; row ``i`` is :math:`\partial\,\mathrm{losses}_i / \partial p`. A
-        parameter the losses do not depend on gets zeros. Not attached to any graph.
+        parameter the losses do not depend on gets zeros. Attached to a graph only with
+        ``create_graph=True`` (see :ref:`differentiable`).
 
     Raises
     ------
     TypeError
-        If ``losses`` is not a floating-point Tensor, ``params`` is none of the forms above or
-        holds something other than a Tensor, ``chunk_size`` is not an int, or ``retain_graph``
-        is not a bool.
+        If ``losses`` is not a dense floating-point Tensor, ``params`` is none of the forms
+        above, has a key that is not a string or holds something other than a dense Tensor,
+        ``chunk_size`` is not an int, or ``retain_graph`` or ``create_graph`` is not a bool.
     ValueError
         If ``losses`` is not a non-empty 1-D Tensor or does not require grad, ``params`` is
         empty or holds a Tensor that does not require grad, or ``chunk_size < 1``.
@@ -169,17 +153,10 @@ def loss_jacobian(
     True
     """
     losses = _losses(losses)
-    named, deprecated = _params(params)
+    named = _params(params)
     chunk_size = check_chunk_size(chunk_size)
     retain_graph = check_bool("retain_graph", retain_graph)
-    if deprecated:
-        warnings.warn(
-            "vecgrad.loss_jacobian: `params` as a Tensor or an iterable of Tensors is deprecated "
-            "and gives a tuple; pass the module, a mapping name -> Tensor or "
-            "model.named_parameters() for a dict keyed by name.",
-            DeprecationWarning,
-            stacklevel=3,  # the caller of the public boundary
-        )
+    create_graph = check_bool("create_graph", create_graph)
     n, tensors = losses.shape[0], tuple(named.values())
     chunks = spans(n, chunk_size)
     pieces = []
@@ -188,7 +165,8 @@ def loss_jacobian(
             losses,
             tensors,
             grad_outputs=one_hots(start, stop, 0, (n,), losses),
-            retain_graph=retain_graph or c < len(chunks) - 1,
+            retain_graph=retain_graph or create_graph or c < len(chunks) - 1,
+            create_graph=create_graph,
             allow_unused=True,
             is_grads_batched=True,
         )
@@ -199,7 +177,7 @@ def loss_jacobian(
             ]
         )
     rows = tuple(cat(r) for r in zip(*pieces, strict=True))
-    return rows if deprecated else dict(zip(named, rows, strict=True))
+    return dict(zip(named, rows, strict=True))
 
 
 @public
@@ -208,6 +186,8 @@ def per_sample_grads(
     loss_fn: Callable[[Tensor, Tensor], Tensor],
     inputs: Tensor,
     targets: Tensor,
+    *,
+    create_graph: bool = False,
 ) -> dict[str, Tensor]:
     r"""Gradient of each sample's loss with respect to every trainable parameter of ``model``.
 
@@ -226,6 +206,10 @@ def per_sample_grads(
         Batch of ``N`` inputs (any dtype, e.g. integer token ids), first dimension ``N``.
     targets : Tensor
         Batch of ``N`` targets, first dimension ``N``.
+    create_graph : bool, optional
+        Make the result differentiable with respect to the model's parameters, e.g. to train
+        with a penalty on per-sample gradients. Default ``False``: the result is a constant
+        with respect to them and costs what it did without a graph (see :ref:`differentiable`).
 
     Returns
     -------
@@ -233,13 +217,16 @@ def per_sample_grads(
         For each name of ``model.named_parameters()`` whose parameter requires grad, a Tensor
         of shape ``(N, *p.shape)``: row ``i`` is the gradient of
         ``loss_fn(model(inputs[i:i+1]), targets[i:i+1])``. ``.grad`` attributes are left
-        untouched and the result is not attached to any graph.
+        untouched, and so are the model's parameters and buffers (the same objects, also
+        after an error). Differentiable with respect to ``inputs`` and ``targets`` (when they
+        require grad) and, with ``create_graph=True``, the parameters.
 
     Raises
     ------
     TypeError
         If ``model`` is not an ``nn.Module``, ``loss_fn`` is not callable or does not return a
-        real floating-point Tensor, ``inputs`` or ``targets`` is not a Tensor, or ``model``
+        real floating-point Tensor, ``inputs`` or ``targets`` is not a dense Tensor,
+        ``create_graph`` is not a bool, or ``model``
         calls a custom :class:`torch.autograd.Function` without a vmap rule or
         ``setup_context``.
     ValueError
@@ -282,12 +269,13 @@ def per_sample_grads(
     model = check_model(model)
     check_callable("loss_fn", loss_fn)
     xs, ys = samples("inputs", inputs), samples("targets", targets)
+    create_graph = check_bool("create_graph", create_graph)
     if xs.shape[0] != ys.shape[0]:
         raise BadValue(
             "`inputs` and `targets` must have the same batch size (first dimension); "
             f"got shapes {fmt_shape(xs.shape)} and {fmt_shape(ys.shape)}."
         )
-    trainable, fixed = split(model)
+    trainable, fixed = split(model, create_graph)
 
     def sample_loss(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         prediction = torch.func.functional_call(model, (params, fixed), (x.unsqueeze(0),))
@@ -296,4 +284,5 @@ def per_sample_grads(
     per_sample = torch.func.vmap(
         torch.func.grad(sample_loss), in_dims=(None, 0, 0), randomness="different"
     )
-    return cast("dict[str, Tensor]", per_sample(trainable, xs, ys))
+    with unchanged(model):
+        return cast("dict[str, Tensor]", per_sample(trainable, xs, ys))

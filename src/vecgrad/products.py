@@ -39,10 +39,11 @@ def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorO
     Returns
     -------
     output : Tensor
-        ``func(inputs)``, detached.
+        ``func(inputs)``.
     vjp : Tensor or tuple of Tensor
         :math:`v^\top J`, shaped like ``inputs`` (a tuple with one Tensor per input for tuple
-        inputs), detached from any graph.
+        inputs). Both are differentiable with respect to ``inputs``, ``v`` and the tensors
+        ``func`` closes over, like :func:`torch.func.vjp`'s (see :ref:`differentiable`).
 
     Raises
     ------
@@ -77,14 +78,12 @@ def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorO
     tensor([2., 0., 6.])
     """
     call = Call(func, inputs)
-    with torch.no_grad():
-        output, vjp_fn = cast(
-            "tuple[Tensor, Callable[[Tensor], tuple[Tensor, ...]]]",
-            torch.func.vjp(call.func, *call.xs),
-        )
-        (cotangent,) = call.vectors("v", v, output)
-        grads = vjp_fn(cotangent)
-    return call.own(output), call.restore(grads)
+    output, vjp_fn = cast(
+        "tuple[Tensor, Callable[[Tensor], tuple[Tensor, ...]]]",
+        torch.func.vjp(call.func, *call.xs),
+    )
+    (cotangent,) = call.vectors("v", v, output)
+    return call.own(output), call.restore(vjp_fn(cotangent))
 
 
 @overload
@@ -114,9 +113,11 @@ def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     Returns
     -------
     output : Tensor
-        ``func(inputs)``, detached.
+        ``func(inputs)``.
     jvp : Tensor
-        :math:`J v`, shaped like the output, detached from any graph.
+        :math:`J v`, shaped like the output. Both are differentiable with respect to
+        ``inputs``, ``v`` and the tensors ``func`` closes over, like :func:`torch.func.jvp`'s
+        (see :ref:`differentiable`).
 
     Raises
     ------
@@ -136,6 +137,9 @@ def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     :math:`J v = \frac{d}{dt} f(x + t v)\big|_{t=0}`, with :math:`J v = \sum_k J_k v_k` over
     the inputs of a tuple. It is computed in true forward mode by :func:`torch.func.jvp` (dual
     numbers carried through a single forward pass), not by differentiating a VJP twice.
+    Forward mode ignores :class:`torch.no_grad` inside ``func``, as PyTorch's forward-mode AD
+    does, where reverse mode holds what it computes constant; use ``.detach()`` there to hold a
+    value constant in every mode (see :ref:`differentiable`).
 
     See Also
     --------
@@ -154,8 +158,5 @@ def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     call = Call(func, inputs)
     tangents = call.vectors("v", v)
     ensure_forward_ad()
-    with torch.no_grad():
-        output, jvp_out = cast(
-            "tuple[Tensor, Tensor]", torch.func.jvp(call.func, call.xs, tangents)
-        )
+    output, jvp_out = cast("tuple[Tensor, Tensor]", torch.func.jvp(call.func, call.xs, tangents))
     return call.own(output), call.own(jvp_out)

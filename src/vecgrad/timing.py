@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from torch.utils.benchmark import Timer
 
 from vecgrad._api import public
-from vecgrad._arguments import check_callable, positive_float, positive_int
+from vecgrad._arguments import BadType, check_callable, positive_float, positive_int
+
+
+def _no_arguments(fn: object) -> None:
+    """Refuse an ``fn`` that cannot be called as ``fn()``: timing it would fail in the timer."""
+    check_callable("fn", fn)
+    try:
+        signature = inspect.signature(fn)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # some builtins have no signature: let the call decide
+        return
+    try:
+        signature.bind()
+    except TypeError:
+        needed = [
+            name
+            for name, p in signature.parameters.items()
+            if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        raise BadType(
+            "`fn` must be callable with no arguments; got a callable that needs "
+            f"{', '.join(repr(n) for n in needed)}. Bind them first, e.g. "
+            "`lambda: fn(x)` or functools.partial(fn, x)."
+        ) from None
 
 
 @public
@@ -34,8 +58,8 @@ def time_call(
     Raises
     ------
     TypeError
-        If ``fn`` is not callable, ``min_run_time`` is not a number or ``num_threads`` not an
-        int.
+        If ``fn`` is not callable or needs arguments, ``min_run_time`` is not a number or
+        ``num_threads`` not an int.
     ValueError
         If ``min_run_time`` is not positive and finite or ``num_threads < 1``.
 
@@ -60,7 +84,7 @@ def time_call(
     >>> 0 < seconds < 1
     True
     """
-    check_callable("fn", fn)
+    _no_arguments(fn)
     seconds = positive_float("min_run_time", min_run_time, "a positive number of seconds")
     threads = positive_int("num_threads", num_threads)
     timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
