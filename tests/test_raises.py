@@ -25,6 +25,7 @@ T = X.clone().requires_grad_(True)
 LOSSES = T * 2
 MODEL = nn.Linear(3, 1)
 Y = torch.ones(4, 1)
+META = torch.ones(3, device="meta")  # a tensor without values
 
 
 class Case:
@@ -45,6 +46,7 @@ CASES = [
     Case("jacobian", TypeError, "inputs", torch.sin, [X]),
     Case("jacobian", TypeError, "strategy", torch.sin, X, strategy=1),
     Case("jacobian", TypeError, "chunk_size", torch.sin, X, chunk_size=1.0),
+    Case("jacobian", ValueError, "func", lambda t: META, X),
     Case("jacobian", ValueError, "inputs", torch.sin, ()),
     Case("jacobian", ValueError, "strategy", torch.sin, X, strategy="fast"),
     Case("jacobian", ValueError, "chunk_size", torch.sin, X, chunk_size=0),
@@ -59,11 +61,13 @@ CASES = [
     Case("vjp", TypeError, "func", lambda t: t.long(), X, X),
     Case("vjp", TypeError, "inputs", torch.sin, 1.0, X),
     Case("vjp", TypeError, "v", torch.sin, X, None),
+    Case("vjp", ValueError, "func", lambda t: META, X, X),
     Case("vjp", ValueError, "inputs", torch.sin, (), X),
     Case("vjp", ValueError, "v", torch.sin, X, X[:2]),
     Case("jvp", TypeError, "func", "sin", X, X),
     Case("jvp", TypeError, "inputs", torch.sin, (X, 1), X),
     Case("jvp", TypeError, "v", torch.sin, X, X.half()),
+    Case("jvp", ValueError, "func", lambda t: META, X, X),
     Case("jvp", ValueError, "inputs", torch.sin, (), ()),
     Case("jvp", ValueError, "v", torch.sin, X, X[:2]),
     Case("hessian", TypeError, "func", lambda t: 1.0, X),
@@ -79,6 +83,7 @@ CASES = [
     Case("numerical_jacobian", TypeError, "func", lambda t: [t], X),
     Case("numerical_jacobian", TypeError, "inputs", torch.sin, "x"),
     Case("numerical_jacobian", TypeError, "eps", torch.sin, X, eps="1"),
+    Case("numerical_jacobian", ValueError, "func", lambda t: META, X),
     Case("numerical_jacobian", ValueError, "inputs", torch.sin, ()),
     Case("numerical_jacobian", ValueError, "eps", torch.sin, X, eps=0.0),
     Case("loss_jacobian", TypeError, "losses", [1.0], MODEL),

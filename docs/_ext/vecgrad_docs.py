@@ -6,11 +6,13 @@ descriptions from sphinxext-opengraph and the gallery's timing options from sphi
 offline without copying megabytes per build; sphinx-gallery's matplotlib scraper saves one image
 per figure, and furo's dark theme needs a second, recoloured one; sphinxext-opengraph gives an
 API page no description (see :func:`describe_object_page`); sphinx-sitemap lists only the pages
-an incremental build wrote (see :func:`complete_sitemap`).
+an incremental build wrote (see :func:`complete_sitemap`); myst-nb's ``nb_merge_streams`` can
+add a blank line where the kernel split a print (see :func:`install_stream_merge`).
 """
 
 from __future__ import annotations
 
+import dis
 import gc
 import shutil
 from collections.abc import Iterator
@@ -20,7 +22,9 @@ from typing import Any
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.application import Sphinx
+from sphinx.errors import ExtensionError
 from sphinx.pycode import ModuleAnalyzer
+from vecgrad_streams import Output, join_streams
 
 # furo's dark background and body text colours.
 DARK_BACKGROUND = "#131416"
@@ -265,7 +269,75 @@ def skip_final_collection(app: Sphinx, exception: Exception | None) -> None:
     gc.freeze()
 
 
+# -- Stream outputs merged as they were written ---------------------------------------------------
+
+
+def merge_streams_as_written(outputs: list[Output]) -> list[Output]:
+    """myst-nb's stream merge, given each stream's messages already joined as written.
+
+    myst-nb then sees one message per stream and only does the rest of its merge: carriage
+    returns and backspaces applied, trailing whitespace trimmed, stdout put before stderr.
+    """
+    from myst_nb.core.utils import coalesce_streams
+
+    return coalesce_streams(join_streams(outputs))
+
+
+def _stream(text: str) -> dict[str, str]:
+    return {"output_type": "stream", "name": "stdout", "text": text}
+
+
+def install_stream_merge() -> None:
+    """Make ``nb_merge_streams`` give the same text however the kernel split a cell's output.
+
+    Why: myst-nb 1.4.0's merge strips every later message and adds a newline, so a print flushed
+    as two messages gains a blank line, in some builds only (``vecgrad_streams``).
+
+    myst-nb's renderer (``MditRenderMixin._get_nb_code_cell_outputs``) merges by calling the
+    name ``coalesce_streams`` of ``myst_nb.core.render``; that name is pointed at
+    :func:`merge_streams_as_written`. If myst-nb no longer merges there, or the replacement
+    does not give the split and the whole form the same text, the build stops with an
+    :class:`~sphinx.errors.ExtensionError` rather than go on with the lossy merge.
+    """
+    try:
+        import myst_nb
+        from myst_nb.core import render, utils
+
+        method = render.MditRenderMixin._get_nb_code_cell_outputs
+        current = render.coalesce_streams
+        lossy = utils.coalesce_streams
+    except (ImportError, AttributeError) as err:
+        raise ExtensionError(
+            "vecgrad_docs: myst-nb's stream merge is not where it was in myst-nb 1.4.0 "
+            f"({err}); update install_stream_merge, or remove it if myst-nb now joins a "
+            "cell's stream messages as written"
+        ) from err
+    # Rebinding the name helps only if the renderer reads it from render's globals on each call.
+    looked_up = method.__globals__ is vars(render) and any(
+        op.opname == "LOAD_GLOBAL" and op.argval == "coalesce_streams"
+        for op in dis.get_instructions(method)
+    )
+    if current is not merge_streams_as_written:
+        if current is not lossy or not looked_up:
+            raise ExtensionError(
+                f"vecgrad_docs: myst-nb {myst_nb.__version__}'s renderer no longer merges "
+                "stream outputs through myst_nb.core.render.coalesce_streams, so it cannot be "
+                "made lossless there; update install_stream_merge, or remove it if myst-nb "
+                "now joins a cell's stream messages as written"
+            )
+        render.coalesce_streams = merge_streams_as_written
+    split = render.coalesce_streams([_stream("printed"), _stream("\nnext line\n")])
+    whole = render.coalesce_streams([_stream("printed\nnext line\n")])
+    if split != whole:
+        raise ExtensionError(
+            f"vecgrad_docs: with myst-nb {myst_nb.__version__}, a print split into two stream "
+            f"messages still renders differently from the whole: {split} != {whole}"
+        )
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    # myst-nb 1.4.0's nb_merge_streams adds a blank line where the kernel split a print.
+    install_stream_merge()
     app.connect("builder-inited", copy_mathjax)
     app.connect("viewcode-find-source", vecgrad_source)
     app.connect("doctree-read", describe_object_page)

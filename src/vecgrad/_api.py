@@ -1,7 +1,7 @@
 """The boundary of every public function: its name in errors, its point, its results.
 
 :func:`public` wraps a public function so that the refusals its checks raise
-(:class:`~vecgrad._arguments.BadType`, :class:`~vecgrad._arguments.BadValue`) reach the caller as
+(:class:`~vecgrad._checks.BadType`, :class:`~vecgrad._checks.BadValue`) reach the caller as
 TypeError and ValueError prefixed ``vecgrad.NAME: ``; no check names the function itself.
 :class:`Call` takes ``func`` and ``inputs`` (a Tensor or a tuple of Tensors) once, checks them,
 works on a tuple, and gives results back in the caller's structure, with memory of their own.
@@ -19,7 +19,7 @@ from typing import ParamSpec, TypeAlias, TypeVar, cast
 
 from torch import Tensor, nn
 
-from vecgrad._arguments import (
+from vecgrad._checks import (
     BadType,
     BadValue,
     check_callable,
@@ -28,6 +28,7 @@ from vecgrad._arguments import (
     check_tensor,
     fmt_shape,
 )
+from vecgrad._docs import fill
 from vecgrad._memory import owned, unshared
 
 # The aliases of public signatures live here: autodoc evaluates a public function's overloads in
@@ -42,9 +43,12 @@ R = TypeVar("R")
 def public(fn: Callable[P, R]) -> Callable[P, R]:
     """Make ``fn`` public: refusals raised while it runs are named ``vecgrad.<fn name>: ``.
 
+    Its docstring's shared paragraphs (``%%(name)s``, see :mod:`vecgrad._docs`) are filled in.
+
     They are re-raised as plain TypeError or ValueError, so that a public function called inside
     another one's ``func`` keeps its own name.
     """
+    fn.__doc__ = fill(fn.__doc__)
     prefix = f"vecgrad.{fn.__name__}: "
     # The argument whose code runs under the transforms: func, model or fn.
     subject = next(iter(inspect.signature(fn).parameters))
@@ -146,16 +150,23 @@ class Call:
         """Name of element ``index`` of an argument structured like ``inputs``, for messages."""
         return f"{name}[{index}]" if self.is_tuple else name
 
-    def vectors(self, name: str, value: object, output: Tensor | None = None) -> tuple[Tensor, ...]:
-        """Check that ``value`` has the structure, shapes, dtypes and devices of ``inputs``.
+    def tangents(self, name: str, value: object) -> tuple[Tensor, ...]:
+        """Check that ``value`` has the structure, shapes, dtypes and devices of ``inputs``."""
+        return self._like(name, value, self.xs, "inputs", self.is_tuple)
 
-        With ``output``, that it is one Tensor like ``output`` (a cotangent).
-        """
-        like, like_name, like_tuple = (
-            (self.xs, "inputs", self.is_tuple)
-            if output is None
-            else ((output,), "func(inputs)", False)
-        )
+    def cotangent(self, name: str, value: object, output: Tensor) -> Tensor:
+        """Check that ``value`` is one Tensor with the shape, dtype and device of ``output``."""
+        (cotangent,) = self._like(name, value, (output,), "func(inputs)", False)
+        return cotangent
+
+    def _like(
+        self,
+        name: str,
+        value: object,
+        like: tuple[Tensor, ...],
+        like_name: str,
+        like_tuple: bool,
+    ) -> tuple[Tensor, ...]:
         vs, is_tuple = _as_tuple(name, value)
         if is_tuple != like_tuple:
             expected = f"a tuple of {len(like)} Tensors" if like_tuple else "a Tensor"

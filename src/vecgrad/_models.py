@@ -1,4 +1,4 @@
-"""The model a per-sample function differentiates, and the batch it is called on, checked."""
+"""Swapping a model's tensors in for torch.func.functional_call, and always back out."""
 
 from __future__ import annotations
 
@@ -7,38 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from vecgrad._arguments import BadType, BadValue, check_tensor, fmt_shape
-from vecgrad._memory import in_transform
-
-
-def trainable_params(model: nn.Module) -> dict[str, Tensor]:
-    """The parameters of ``model`` that require grad, keyed like ``named_parameters()``.
-
-    A parameter swapped in by a torch.func transform (an ensemble's stacked parameters under
-    ``vmap`` of ``functional_call``) is being differentiated or batched, and counts too: its
-    wrapper does not report the ``requires_grad`` of the tensor inside.
-    """
-    return {name: p for name, p in model.named_parameters() if p.requires_grad or in_transform(p)}
-
-
-def check_model(model: object) -> nn.Module:
-    """``model``, if it is a Module whose samples do not interact through batch statistics."""
-    if not isinstance(model, nn.Module):
-        raise BadType(f"`model` must be a torch.nn.Module; got {type(model).__name__}.")
-    for name, module in model.named_modules():
-        # Batch statistics mix the samples of a batch: in training mode, or when no running
-        # statistics are kept (then they are used in eval mode too).
-        if isinstance(module, _BatchNorm) and (module.training or module.running_mean is None):
-            state = "in training mode" if module.training else "without running statistics"
-            raise BadValue(
-                "`model` must not normalise with batch statistics, which make samples "
-                f"interact; got {type(module).__name__} {state} at "
-                f"'{name or type(model).__name__}'. Call model.eval() first (with "
-                "track_running_stats=True), or use GroupNorm or LayerNorm."
-            )
-    return model
+from vecgrad._checks import BadValue, trainable_params
 
 
 def split(model: nn.Module, create_graph: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -78,15 +48,3 @@ def unchanged(model: nn.Module) -> Iterator[None]:
         for slots, name, tensor in saved:
             if slots.get(name) is not tensor:
                 slots[name] = tensor
-
-
-def samples(name: str, value: object) -> Tensor:
-    """Check that ``value`` is a Tensor with a leading batch dimension of at least one sample."""
-    value = check_tensor(name, value)
-    if value.dim() == 0:
-        raise BadValue(f"`{name}` must have a leading batch dimension; got a 0-dim Tensor.")
-    if value.shape[0] == 0:
-        raise BadValue(
-            f"`{name}` must have at least one sample; got shape {fmt_shape(value.shape)}."
-        )
-    return value

@@ -9,26 +9,19 @@ import torch
 from torch import Tensor
 
 from vecgrad._api import Call, Func, TensorOrTensors, public
-from vecgrad._arguments import (
-    BadType,
+from vecgrad._basis import cat, spans
+from vecgrad._checks import (
     check_choice,
     check_chunk_size,
+    check_generator,
     positive_int,
     scalar_output,
 )
-from vecgrad._basis import cat, spans
 from vecgrad._compat import ensure_forward_ad
 
 _QUANTITIES = ("frobenius", "hessian_trace")
 
 Estimate = Callable[..., Tensor]
-
-
-def _generator(value: object) -> torch.Generator | None:
-    """Refuse a ``generator`` that is neither None nor a :class:`torch.Generator`."""
-    if value is not None and not isinstance(value, torch.Generator):
-        raise BadType(f"`generator` must be a torch.Generator or None; got {type(value).__name__}.")
-    return value
 
 
 def _rademacher(num: int, like: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -132,7 +125,7 @@ def hutchinson(
         ``generator`` neither None nor a :class:`torch.Generator`.
     ValueError
         If ``func`` returns more than one element with ``quantity='hessian_trace'``, if
-        ``inputs`` is an empty tuple, ``num_samples < 1``, ``quantity`` is unknown or
+        ``inputs`` is an empty tuple, %(meta)s, ``num_samples < 1``, ``quantity`` is unknown or
         ``chunk_size < 1``.
 
     Notes
@@ -178,7 +171,7 @@ def hutchinson(
     num_samples = positive_int("num_samples", num_samples)
     quantity = check_choice("quantity", quantity, _QUANTITIES)
     chunk_size = check_chunk_size(chunk_size)
-    generator = _generator(generator)
+    generator = check_generator(generator)
     estimate, probes = (
         _frobenius(call, num_samples, generator)
         if quantity == "frobenius"

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from vecgrad._api import Call, Func, TensorOrTensors, public
-from vecgrad._arguments import scalar_output
 from vecgrad._basis import zeros
+from vecgrad._checks import scalar_output
 from vecgrad._compat import ensure_forward_ad
 
 
@@ -25,13 +25,8 @@ def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor,
 
     Parameters
     ----------
-    func : callable
-        Function returning a one-element real floating-point Tensor; called as
-        ``func(inputs)`` for a Tensor and ``func(*inputs)`` for a tuple.
-        It must not modify its inputs in place (that would change the caller's tensors).
-    inputs : Tensor or tuple of Tensor
-        Point at which the Hessian is taken; real floating-point dtypes. A
-        tuple, not a list, for several inputs.
+    %(func_scalar)s
+    %(inputs)s
 
     Returns
     -------
@@ -46,12 +41,11 @@ def hessian(func: Func, inputs: TensorOrTensors) -> Tensor | tuple[tuple[Tensor,
     Raises
     ------
     TypeError
-        If ``func`` is not callable or does not return a real floating-point Tensor, or if
-        ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, or if
+        %(bad_func_inputs)s, or if
         ``func`` calls a custom :class:`torch.autograd.Function` without a ``jvp``, a vmap rule
         or ``setup_context`` (forward-over-reverse needs all three).
     ValueError
-        If ``func`` returns more than one element, or ``inputs`` is an empty tuple.
+        If ``func`` returns more than one element, ``inputs`` is an empty tuple, or %(meta)s.
 
     Notes
     -----
@@ -117,13 +111,8 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
 
     Parameters
     ----------
-    func : callable
-        Function returning a one-element real floating-point Tensor; called as
-        ``func(inputs)`` for a Tensor and ``func(*inputs)`` for a tuple.
-        It must not modify its inputs in place (that would change the caller's tensors).
-    inputs : Tensor or tuple of Tensor
-        Point at which the Hessian is taken; real floating-point dtypes. A
-        tuple, not a list, for several inputs.
+    %(func_scalar)s
+    %(inputs)s
     v : Tensor or tuple of Tensor
         Vector with the structure and shapes of ``inputs``.
 
@@ -139,14 +128,10 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     Raises
     ------
     TypeError
-        If ``func`` is not callable or does not return a real floating-point Tensor, if
-        ``inputs`` or ``v`` is not a Tensor or a tuple of Tensors of real floating-point dtype,
-        if ``v`` is a Tensor where ``inputs`` is a tuple (or the reverse), or if a dtype in ``v``
-        differs from its input's; or if ``func`` calls a custom
-        :class:`torch.autograd.Function` without a ``jvp`` or ``setup_context``.
+        %(bad_tangent)s
     ValueError
-        If ``func`` returns more than one element, ``inputs`` is an empty tuple, or ``v`` does
-        not match ``inputs`` in length, shape or device.
+        If ``func`` returns more than one element, ``inputs`` is an empty tuple, %(meta)s, or
+        ``v`` does not match ``inputs`` in length, shape or device.
 
     Notes
     -----
@@ -172,7 +157,7 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     tensor([ 6., 12.])
     """
     call = Call(func, inputs)
-    vs = call.vectors("v", v)
+    vs = call.tangents("v", v)
 
     def scalar_and_value(*args: Tensor) -> tuple[Tensor, Tensor]:
         output = call.func(*args)

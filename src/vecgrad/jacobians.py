@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Protocol, cast, overload
+from typing import cast, overload
 
 import torch
 from torch import Tensor
 
 from vecgrad._api import Call, Func, TensorOrTensors, public
-from vecgrad._arguments import BadValue, check_choice, check_chunk_size, fmt_shape
 from vecgrad._basis import cat, offsets, one_hots, spans, zeros
+from vecgrad._checks import (
+    BadValue,
+    check_choice,
+    check_chunk_size,
+    common_batch_size,
+    rowwise,
+)
 from vecgrad._compat import ensure_forward_ad
 from vecgrad._memory import in_transform
 
@@ -21,29 +27,6 @@ _STRATEGIES = ("auto", "reverse", "forward", "loop")
 _BATCH_FORWARD_RATIO = 2
 
 VjpFn = Callable[[Tensor], tuple[Tensor, ...]]
-
-
-class _JacobianFunction(Protocol):
-    """Type of :func:`jacobian` and :func:`batch_jacobian`: a Tensor or a tuple, like ``inputs``."""
-
-    @overload
-    def __call__(
-        self, func: Func, inputs: Tensor, *, strategy: str = ..., chunk_size: int | None = ...
-    ) -> Tensor: ...
-    @overload
-    def __call__(
-        self,
-        func: Func,
-        inputs: tuple[Tensor, ...],
-        *,
-        strategy: str = ...,
-        chunk_size: int | None = ...,
-    ) -> tuple[Tensor, ...]: ...
-
-
-def _typed(fn: Callable[..., TensorOrTensors]) -> _JacobianFunction:
-    """Give ``fn`` the overloads of :class:`_JacobianFunction` (nothing changes at run time)."""
-    return cast(_JacobianFunction, fn)
 
 
 def _rows(x: Tensor, batch: int | None) -> torch.Size:
@@ -244,7 +227,16 @@ def _jacobian(
     return _reverse(output, vjp_fn, xs, chunk_size, batch)
 
 
-@_typed
+@overload
+def jacobian(
+    func: Func, inputs: Tensor, *, strategy: str = ..., chunk_size: int | None = ...
+) -> Tensor: ...
+@overload
+def jacobian(
+    func: Func, inputs: tuple[Tensor, ...], *, strategy: str = ..., chunk_size: int | None = ...
+) -> tuple[Tensor, ...]: ...
+
+
 @public
 def jacobian(
     func: Func, inputs: TensorOrTensors, *, strategy: str = "auto", chunk_size: int | None = None
@@ -253,13 +245,8 @@ def jacobian(
 
     Parameters
     ----------
-    func : callable
-        Function returning a Tensor; called as ``func(inputs)`` for a Tensor and
-        ``func(*inputs)`` for a tuple.
-        It must not modify its inputs in place (that would change the caller's tensors).
-    inputs : Tensor or tuple of Tensor
-        Point at which the Jacobian is taken; real floating-point dtypes. A
-        tuple, not a list, for several inputs.
+    %(func)s
+    %(inputs)s
     strategy : {'auto', 'reverse', 'forward', 'loop'}, optional
         ``'reverse'`` builds the Jacobian row by row from vectorised vector-Jacobian
         products (one per output element, like :func:`torch.func.jacrev`); ``'forward'``
@@ -286,13 +273,12 @@ def jacobian(
     Raises
     ------
     TypeError
-        If ``func`` is not callable or does not return a real floating-point Tensor, if
-        ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, if
+        %(bad_func_inputs)s, if
         ``strategy`` is not a string or ``chunk_size`` not an int; or if ``func`` calls a
         custom :class:`torch.autograd.Function` that lacks what the strategy needs (a ``jvp``
         for forward mode, a vmap rule, or ``setup_context`` for any vectorised strategy).
     ValueError
-        If ``inputs`` is an empty tuple, ``strategy`` is unknown, ``chunk_size < 1``, or
+        If ``inputs`` is an empty tuple, %(meta)s, ``strategy`` is unknown, ``chunk_size < 1``, or
         ``chunk_size`` is given with ``strategy='loop'``; or if ``strategy`` is ``'loop'``
         inside a torch.func transform (or another vecgrad function), where
         :func:`torch.autograd.grad` cannot run.
@@ -348,39 +334,16 @@ def jacobian(
     return call.restore(_jacobian(call.func, call.xs, strategy, chunk_size, None))
 
 
-def _batch_size(call: Call) -> int:
-    """Check that every input has a leading batch dimension of one common size; return it."""
-    for i, x in enumerate(call.xs):
-        if x.dim() == 0:
-            raise BadValue(
-                f"`{call.name('inputs', i)}` must have a leading batch dimension; "
-                "got a 0-dim Tensor."
-            )
-    if any(x.shape[0] != call.xs[0].shape[0] for x in call.xs):
-        shapes = ", ".join(fmt_shape(x.shape) for x in call.xs)
-        raise BadValue(
-            "every Tensor in `inputs` must have the same batch size (first dimension); "
-            f"got shapes {shapes}."
-        )
-    return call.xs[0].shape[0]
+@overload
+def batch_jacobian(
+    func: Func, inputs: Tensor, *, strategy: str = ..., chunk_size: int | None = ...
+) -> Tensor: ...
+@overload
+def batch_jacobian(
+    func: Func, inputs: tuple[Tensor, ...], *, strategy: str = ..., chunk_size: int | None = ...
+) -> tuple[Tensor, ...]: ...
 
 
-def _rowwise(func: Func, batch: int) -> Func:
-    """``func``, checked to return a Tensor whose first dimension is the batch size."""
-
-    def checked(*args: Tensor) -> Tensor:
-        output = func(*args)
-        if output.dim() == 0 or output.shape[0] != batch:
-            raise BadValue(
-                "`func` must return a Tensor whose first dimension is the batch size "
-                f"N = {batch}; got shape {fmt_shape(output.shape)}."
-            )
-        return output
-
-    return checked
-
-
-@_typed
 @public
 def batch_jacobian(
     func: Func, inputs: TensorOrTensors, *, strategy: str = "auto", chunk_size: int | None = None
@@ -418,15 +381,14 @@ def batch_jacobian(
     Raises
     ------
     TypeError
-        If ``func`` is not callable or does not return a real floating-point Tensor, if
-        ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, if
+        %(bad_func_inputs)s, if
         ``strategy`` is not a string or ``chunk_size`` not an int; or if ``func`` calls a
         custom :class:`torch.autograd.Function` that lacks what the strategy needs (a ``jvp``
         for forward mode, a vmap rule, ``setup_context``).
     ValueError
         If ``inputs`` is an empty tuple or holds a 0-dim Tensor or Tensors of different batch
-        sizes, ``func``'s output's first dimension is not the batch size, ``strategy`` is
-        unknown or ``chunk_size < 1``.
+        sizes, %(meta)s, ``func``'s output's first dimension is not the batch size,
+        ``strategy`` is unknown or ``chunk_size < 1``.
 
     Notes
     -----
@@ -467,5 +429,5 @@ def batch_jacobian(
     call = Call(func, inputs)
     strategy = check_choice("strategy", strategy, _STRATEGIES[:-1])
     chunk_size = check_chunk_size(chunk_size)
-    batch = _batch_size(call)
-    return call.restore(_jacobian(_rowwise(call.func, batch), call.xs, strategy, chunk_size, batch))
+    batch = common_batch_size([(call.name("inputs", i), x) for i, x in enumerate(call.xs)])
+    return call.restore(_jacobian(rowwise(call.func, batch), call.xs, strategy, chunk_size, batch))

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from vecgrad._api import Call, Func, TensorOrTensors, public
-from vecgrad._arguments import BadValue, positive_float
 from vecgrad._basis import one_hots, zeros
+from vecgrad._checks import check_widths, positive_float
 from vecgrad._memory import in_transform
 
 
@@ -20,17 +20,6 @@ def _steps(x: Tensor, eps: float | None) -> Tensor:
     # Truncation error ~ h^2 and rounding error ~ u/h balance at h ~ u^(1/3), relative to |x|.
     scale: float = torch.finfo(x.dtype).eps ** (1 / 3)
     return x.abs().clamp(min=1).mul(scale)
-
-
-def _check_widths(widths: Tensor, x: Tensor, eps: float | None, name: str) -> None:
-    """Refuse a step so small against an element that both evaluations see the same point."""
-    lost = (widths == 0).nonzero()
-    if lost.numel() > 0:
-        j = int(lost[0, 0])
-        raise BadValue(
-            f"`eps` = {eps} is lost to rounding at `{name}` element {x[j].item()} "
-            f"({x.dtype}): x + eps == x - eps; pass a larger `eps` or None."
-        )
 
 
 @overload
@@ -75,11 +64,10 @@ def numerical_jacobian(
     Raises
     ------
     TypeError
-        If ``func`` is not callable or does not return a real floating-point Tensor, if
-        ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, or if
+        %(bad_func_inputs)s, or if
         ``eps`` is not a number.
     ValueError
-        If ``inputs`` is an empty tuple, or ``eps`` is not positive and finite or so small
+        If ``inputs`` is an empty tuple, %(meta)s, or ``eps`` is not positive and finite or so small
         against an element of ``inputs`` that :math:`x_j + h` and :math:`x_j - h` round to the
         same number.
 
@@ -116,7 +104,7 @@ def numerical_jacobian(
         # The steps as represented: (x + h) - (x - h), which is 0 if h is lost to rounding.
         widths = (flat + h) - (flat - h)
         if not in_transform(widths):  # a check of values, which vmap cannot branch on
-            _check_widths(widths, flat, step, call.name("inputs", i))
+            check_widths(widths, flat, step, call.name("inputs", i))
         columns = []
         for j in range(x.numel()):
             # x +- h_j e_j without writing into x, so that it works under transforms.

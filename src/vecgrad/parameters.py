@@ -8,9 +8,17 @@ import torch
 from torch import Tensor, nn
 
 from vecgrad._api import public
-from vecgrad._arguments import BadValue, check_bool, check_chunk_size, check_output, fmt_shape
+from vecgrad._checks import (
+    BadValue,
+    check_bool,
+    check_chunk_size,
+    check_model,
+    check_output,
+    fmt_shape,
+    samples,
+)
 from vecgrad._memory import unshared
-from vecgrad._models import check_model, samples, split, unchanged
+from vecgrad._models import split, unchanged
 
 
 @public
@@ -21,12 +29,8 @@ def param_jacobian(
 
     Parameters
     ----------
-    model : torch.nn.Module
-        Model called on a batch; each sample is passed on its own with a batch dimension of
-        one, so ordinary modules work, and must give an output of shape ``(1, *out_row)``, a
-        real floating-point Tensor. Batch normalisation that uses batch statistics (training
-        mode, or ``track_running_stats=False``) is refused, as in :func:`per_sample_grads`. It
-        must not modify its inputs in place.
+    %(model)s
+        For one sample it must return a real floating-point Tensor of shape ``(1, *out_row)``.
     inputs : Tensor
         Batch of ``N`` inputs (any dtype, e.g. integer token ids), first dimension ``N``.
     chunk_size : int, optional

@@ -2,76 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import cast
 
 import torch
 from torch import Tensor, nn
 
 from vecgrad._api import NamedParams, public
-from vecgrad._arguments import (
-    BadType,
+from vecgrad._basis import cat, one_hots, spans, zeros
+from vecgrad._checks import (
     BadValue,
     check_bool,
     check_callable,
     check_chunk_size,
-    check_real_floating,
-    check_tensor,
+    check_model,
     fmt_shape,
+    losses_vector,
+    named_params,
+    samples,
     scalar_output,
 )
-from vecgrad._basis import cat, one_hots, spans, zeros
-from vecgrad._models import check_model, samples, split, trainable_params, unchanged
-
-
-def _losses(losses: object) -> Tensor:
-    """Check that ``losses`` is a non-empty 1-D floating-point Tensor attached to a graph."""
-    losses = check_tensor("losses", losses)
-    if losses.dim() != 1 or losses.numel() == 0:
-        raise BadValue(
-            "`losses` must be a non-empty 1-D Tensor, one loss per sample; "
-            f"got shape {fmt_shape(losses.shape)}."
-        )
-    check_real_floating("losses", losses)
-    if not losses.requires_grad:
-        raise BadValue(
-            "`losses` must be attached to an autograd graph (computed from tensors that "
-            "require grad, outside torch.no_grad()); got a Tensor with requires_grad=False."
-        )
-    return losses
-
-
-def _params(params: object) -> dict[str, Tensor]:
-    """The tensors to differentiate, by name."""
-    expected = (
-        "`params` must be an nn.Module, a mapping name -> Tensor or an iterable of "
-        "(name, Tensor) pairs such as model.named_parameters()"
-    )
-    if isinstance(params, nn.Module):
-        items: list[tuple[object, object]] = list(trainable_params(params).items())
-    elif isinstance(params, Mapping):
-        items = list(params.items())
-    elif isinstance(params, Iterable) and not isinstance(params, (Tensor, str)):
-        items = list(params)
-        for item in items:
-            if not (isinstance(item, tuple) and len(item) == 2):
-                raise BadType(f"{expected}; got an iterable holding {type(item).__name__}.")
-    else:
-        raise BadType(f"{expected}; got {type(params).__name__}.")
-    if not items:
-        raise BadValue("`params` must contain at least one Tensor; got none.")
-    named = {}
-    for key, value in items:
-        if not isinstance(key, str):
-            raise BadType(f"{expected}; got the key {key!r} of type {type(key).__name__}.")
-        label = f"params[{key!r}]"
-        tensor = named[key] = check_tensor(label, value)
-        if not tensor.requires_grad:
-            raise BadValue(
-                f"`{label}` must require grad; got a Tensor of shape {fmt_shape(tensor.shape)} "
-                "with requires_grad=False."
-            )
-    return named
+from vecgrad._models import split, unchanged
 
 
 @public
@@ -152,8 +103,8 @@ def loss_jacobian(
     >>> torch.equal(grads["w"], x)
     True
     """
-    losses = _losses(losses)
-    named = _params(params)
+    losses = losses_vector(losses)
+    named = named_params(params)
     chunk_size = check_chunk_size(chunk_size)
     retain_graph = check_bool("retain_graph", retain_graph)
     create_graph = check_bool("create_graph", create_graph)
@@ -193,11 +144,7 @@ def per_sample_grads(
 
     Parameters
     ----------
-    model : torch.nn.Module
-        Model called on a batch; each sample is passed on its own with a batch dimension of
-        one, so ordinary modules work. Batch normalisation that uses batch statistics
-        (training mode, or ``track_running_stats=False``) is refused. It must not modify its
-        inputs in place.
+    %(model)s
     loss_fn : callable
         Called as ``loss_fn(prediction, target)`` on one sample, both with a batch dimension of
         one; must return a one-element real floating-point Tensor, e.g.

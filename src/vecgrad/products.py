@@ -24,13 +24,8 @@ def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorO
 
     Parameters
     ----------
-    func : callable
-        Function returning a Tensor; called as ``func(inputs)`` for a Tensor and
-        ``func(*inputs)`` for a tuple.
-        It must not modify its inputs in place (that would change the caller's tensors).
-    inputs : Tensor or tuple of Tensor
-        Point at which the product is taken; real floating-point dtypes. A
-        tuple, not a list, for several inputs.
+    %(func)s
+    %(inputs)s
     v : Tensor
         Cotangent with exactly the shape of ``func``'s output (the ``grad_outputs`` of
         :func:`torch.autograd.grad`). It is never filled in implicitly, not even for a
@@ -48,11 +43,11 @@ def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorO
     Raises
     ------
     TypeError
-        If ``func`` is not callable or does not return a real floating-point Tensor, if
-        ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, or if
+        %(bad_func_inputs)s, or if
         ``v`` is not a Tensor or its dtype differs from the output's.
     ValueError
-        If ``inputs`` is an empty tuple, or ``v``'s shape or device differs from the output's.
+        If ``inputs`` is an empty tuple, %(meta)s, or ``v``'s shape or device differs from the
+        output's.
 
     Notes
     -----
@@ -82,7 +77,7 @@ def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorO
         "tuple[Tensor, Callable[[Tensor], tuple[Tensor, ...]]]",
         torch.func.vjp(call.func, *call.xs),
     )
-    (cotangent,) = call.vectors("v", v, output)
+    cotangent = call.cotangent("v", v, output)
     return call.own(output), call.restore(vjp_fn(cotangent))
 
 
@@ -98,13 +93,8 @@ def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
 
     Parameters
     ----------
-    func : callable
-        Function returning a Tensor; called as ``func(inputs)`` for a Tensor and
-        ``func(*inputs)`` for a tuple.
-        It must not modify its inputs in place (that would change the caller's tensors).
-    inputs : Tensor or tuple of Tensor
-        Point at which the product is taken; real floating-point dtypes. A
-        tuple, not a list, for several inputs.
+    %(func)s
+    %(inputs)s
     v : Tensor or tuple of Tensor
         Direction (tangent), with the structure, shapes, dtypes and device of ``inputs``. Named
         ``v`` like the vector of :func:`vjp` and :func:`hvp` (and of
@@ -122,14 +112,10 @@ def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     Raises
     ------
     TypeError
-        If ``func`` is not callable or does not return a real floating-point Tensor, if
-        ``inputs`` or ``v`` is not a Tensor or a tuple of Tensors of real floating-point dtype,
-        if ``v`` is a Tensor where ``inputs`` is a tuple (or the reverse), or if a dtype in ``v``
-        differs from its input's; or if ``func`` calls a custom
-        :class:`torch.autograd.Function` without a ``jvp`` or ``setup_context``.
+        %(bad_tangent)s
     ValueError
-        If ``inputs`` is an empty tuple, or ``v`` does not match ``inputs`` in length, shape or
-        device.
+        If ``inputs`` is an empty tuple, %(meta)s, or ``v`` does not match ``inputs`` in length,
+        shape or device.
 
     Notes
     -----
@@ -156,7 +142,7 @@ def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     (tensor([0., 1.]), tensor([0., 6.]))
     """
     call = Call(func, inputs)
-    tangents = call.vectors("v", v)
+    tangents = call.tangents("v", v)
     ensure_forward_ad()
     output, jvp_out = cast("tuple[Tensor, Tensor]", torch.func.jvp(call.func, call.xs, tangents))
     return call.own(output), call.own(jvp_out)

@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 from torch.utils.benchmark import Timer
 
 from vecgrad._api import public
-from vecgrad._arguments import BadType, check_callable, positive_float, positive_int
-
-
-def _no_arguments(fn: object) -> None:
-    """Refuse an ``fn`` that cannot be called as ``fn()``: timing it would fail in the timer."""
-    check_callable("fn", fn)
-    try:
-        signature = inspect.signature(fn)  # type: ignore[arg-type]
-    except (TypeError, ValueError):  # some builtins have no signature: let the call decide
-        return
-    try:
-        signature.bind()
-    except TypeError:
-        needed = [
-            name
-            for name, p in signature.parameters.items()
-            if p.default is p.empty
-            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
-        raise BadType(
-            "`fn` must be callable with no arguments; got a callable that needs "
-            f"{', '.join(repr(n) for n in needed)}. Bind them first, e.g. "
-            "`lambda: fn(x)` or functools.partial(fn, x)."
-        ) from None
+from vecgrad._checks import check_no_arguments, positive_float, positive_int
 
 
 @public
@@ -84,7 +60,7 @@ def time_call(
     >>> 0 < seconds < 1
     True
     """
-    _no_arguments(fn)
+    check_no_arguments(fn)
     seconds = positive_float("min_run_time", min_run_time, "a positive number of seconds")
     threads = positive_int("num_threads", num_threads)
     timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)

@@ -67,7 +67,13 @@ def test_api_signatures_read_as_plain_types(pages: dict[str, str]) -> None:
     assert "inputs: tuple[Tensor, ...], v: tuple[Tensor, ...])" in jvp
     loss_jacobian = " ".join(api["api/generated/vecgrad.loss_jacobian.html"])
     assert "params: Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]" in loss_jacobian
-    assert "params: Tensor | Iterable[Tensor]" in loss_jacobian
+    assert "create_graph: bool = False) → dict[str, Tensor]" in loss_jacobian
+    # jacobian's overloads, plain @overload like jvp's
+    jacobian = " ".join(api["api/generated/vecgrad.jacobian.html"])
+    assert "inputs: Tensor, *, strategy: str = 'auto', chunk_size: int | None = None) → Tensor" in (
+        jacobian
+    )
+    assert "inputs: tuple[Tensor, ...], *, strategy: str = 'auto'" in jacobian
     per_sample = api["api/generated/vecgrad.per_sample_grads.html"][0]
     assert "loss_fn: Callable[[Tensor, Tensor], Tensor]" in per_sample
     assert "model: Module" in per_sample

@@ -1,0 +1,297 @@
+"""Every check of an argument, raising refusals that the public boundary names (see ``_api``).
+
+Checks of single values first, then of tensors, batches, models and parameters.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import SupportsIndex, cast
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from vecgrad._memory import in_transform
+
+_FLOATS = "float16, bfloat16, float32 or float64"
+
+
+class BadType(TypeError):
+    """A refused argument type; :func:`vecgrad._api.public` prefixes the function's name."""
+
+
+class BadValue(ValueError):
+    """A refused argument value; :func:`vecgrad._api.public` prefixes the function's name."""
+
+
+def fmt_shape(shape: Sequence[int]) -> str:
+    """Write a shape as a tuple, e.g. ``(3,)``, ``()`` or ``(2, 4)``."""
+    return str(tuple(shape))
+
+
+def check_callable(name: str, value: object) -> None:
+    """Refuse a ``value`` that cannot be called."""
+    if not callable(value):
+        raise BadType(f"`{name}` must be callable; got {type(value).__name__}.")
+
+
+def check_no_arguments(fn: object) -> None:
+    """Refuse an ``fn`` that cannot be called as ``fn()``: timing it would fail in the timer."""
+    check_callable("fn", fn)
+    try:
+        signature = inspect.signature(fn)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # some builtins have no signature: let the call decide
+        return
+    try:
+        signature.bind()
+    except TypeError:
+        needed = [
+            name
+            for name, p in signature.parameters.items()
+            if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        raise BadType(
+            "`fn` must be callable with no arguments; got a callable that needs "
+            f"{', '.join(repr(n) for n in needed)}. Bind them first, e.g. "
+            "`lambda: fn(x)` or functools.partial(fn, x)."
+        ) from None
+
+
+def check_tensor(name: str, value: object) -> Tensor:
+    """Refuse a ``value`` that is not a dense Tensor holding data.
+
+    Sparse layouts have no strides and meta tensors no values: torch fails on them deep inside
+    a transform, in words about its internals.
+    """
+    if not isinstance(value, Tensor):
+        raise BadType(f"`{name}` must be a Tensor; got {type(value).__name__}.")
+    if value.layout != torch.strided:
+        raise BadType(
+            f"`{name}` must be a dense (strided) Tensor; got layout {value.layout}. "
+            "Call .to_dense() first."
+        )
+    if value.is_meta:
+        raise BadValue(f"`{name}` must hold values; got a Tensor on the meta device.")
+    return value
+
+
+def check_real_floating(name: str, tensor: Tensor) -> None:
+    """Refuse a tensor of an integer, boolean or complex dtype."""
+    if not tensor.dtype.is_floating_point:
+        raise BadType(
+            f"`{name}` must have a real floating-point dtype ({_FLOATS}); got {tensor.dtype}."
+        )
+
+
+def check_output(out: object, name: str = "func") -> Tensor:
+    """Check that the callable ``name`` returned a real floating-point Tensor."""
+    if not isinstance(out, Tensor):
+        raise BadType(f"`{name}` must return a Tensor; got {type(out).__name__}.")
+    if out.layout != torch.strided:
+        raise BadType(f"`{name}` must return a dense (strided) Tensor; got layout {out.layout}.")
+    if out.is_meta:
+        raise BadValue(f"`{name}` must return a Tensor with values; got one on the meta device.")
+    if not out.dtype.is_floating_point:
+        raise BadType(
+            f"`{name}` must return a real floating-point Tensor ({_FLOATS}); got dtype {out.dtype}."
+        )
+    return out
+
+
+def scalar_output(out: object, name: str = "func") -> Tensor:
+    """Check that ``name`` returned a one-element real floating-point Tensor; return it 0-dim."""
+    out = check_output(out, name)
+    if out.numel() != 1:
+        raise BadValue(
+            f"`{name}` must return a one-element Tensor (a scalar); "
+            f"got shape {fmt_shape(out.shape)}."
+        )
+    return out.reshape(())
+
+
+def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    """Check that ``value`` is one of the strings ``allowed``."""
+    if not isinstance(value, str) or value not in allowed:
+        names = ", ".join(repr(s) for s in allowed)
+        kind = "" if isinstance(value, str) else f" of type {type(value).__name__}"
+        refusal = BadValue if isinstance(value, str) else BadType
+        raise refusal(f"`{name}` must be one of {names}; got {value!r}{kind}.")
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Refuse anything but ``True`` and ``False``."""
+    if not isinstance(value, bool):
+        raise BadType(f"`{name}` must be a bool; got {type(value).__name__}.")
+    return value
+
+
+def positive_int(name: str, value: object, expected: str = "a positive int") -> int:
+    """Check that ``value`` is an integer >= 1 of any integer type (``int``, ``numpy.int64``)."""
+    # Integer types (int, numpy.int64, one-element integer tensors) have __index__; floats don't.
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(cast(SupportsIndex, value))
+    except TypeError:
+        raise BadType(f"`{name}` must be {expected}; got {type(value).__name__}.") from None
+    if number < 1:
+        raise BadValue(f"`{name}` must be {expected}; got {number}.")
+    return number
+
+
+def positive_float(name: str, value: object, expected: str = "a positive float") -> float:
+    """Check that ``value`` is a finite real number > 0 (``bool`` refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadType(f"`{name}` must be {expected}; got {type(value).__name__}.")
+    if not (math.isfinite(value) and value > 0):
+        raise BadValue(f"`{name}` must be {expected}; got {value}.")
+    return float(value)
+
+
+def check_chunk_size(value: object) -> int | None:
+    """Check a ``chunk_size`` argument: None (everything at once) or a positive integer."""
+    return None if value is None else positive_int("chunk_size", value, "None or a positive int")
+
+
+def common_batch_size(tensors: Sequence[tuple[str, Tensor]]) -> int:
+    """Check that every named tensor has a leading batch dimension of one size; return it."""
+    for name, x in tensors:
+        if x.dim() == 0:
+            raise BadValue(f"`{name}` must have a leading batch dimension; got a 0-dim Tensor.")
+    sizes = {x.shape[0] for _, x in tensors}
+    if len(sizes) > 1:
+        shapes = ", ".join(fmt_shape(x.shape) for _, x in tensors)
+        raise BadValue(
+            "every Tensor in `inputs` must have the same batch size (first dimension); "
+            f"got shapes {shapes}."
+        )
+    return tensors[0][1].shape[0]
+
+
+def losses_vector(losses: object) -> Tensor:
+    """Check that ``losses`` is a non-empty 1-D floating-point Tensor attached to a graph."""
+    losses = check_tensor("losses", losses)
+    if losses.dim() != 1 or losses.numel() == 0:
+        raise BadValue(
+            "`losses` must be a non-empty 1-D Tensor, one loss per sample; "
+            f"got shape {fmt_shape(losses.shape)}."
+        )
+    check_real_floating("losses", losses)
+    if not losses.requires_grad:
+        raise BadValue(
+            "`losses` must be attached to an autograd graph (computed from tensors that "
+            "require grad, outside torch.no_grad()); got a Tensor with requires_grad=False."
+        )
+    return losses
+
+
+def named_params(params: object) -> dict[str, Tensor]:
+    """The tensors to differentiate, by name."""
+    expected = (
+        "`params` must be an nn.Module, a mapping name -> Tensor or an iterable of "
+        "(name, Tensor) pairs such as model.named_parameters()"
+    )
+    if isinstance(params, nn.Module):
+        items: list[tuple[object, object]] = list(trainable_params(params).items())
+    elif isinstance(params, Mapping):
+        items = list(params.items())
+    elif isinstance(params, Iterable) and not isinstance(params, (Tensor, str)):
+        items = list(params)
+        for item in items:
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise BadType(f"{expected}; got an iterable holding {type(item).__name__}.")
+    else:
+        raise BadType(f"{expected}; got {type(params).__name__}.")
+    if not items:
+        raise BadValue("`params` must contain at least one Tensor; got none.")
+    named = {}
+    for key, value in items:
+        if not isinstance(key, str):
+            raise BadType(f"{expected}; got the key {key!r} of type {type(key).__name__}.")
+        label = f"params[{key!r}]"
+        tensor = named[key] = check_tensor(label, value)
+        if not tensor.requires_grad:
+            raise BadValue(
+                f"`{label}` must require grad; got a Tensor of shape {fmt_shape(tensor.shape)} "
+                "with requires_grad=False."
+            )
+    return named
+
+
+def rowwise(func: Callable[..., Tensor], batch: int) -> Callable[..., Tensor]:
+    """``func``, checked to return a Tensor whose first dimension is the batch size."""
+
+    def checked(*args: Tensor) -> Tensor:
+        output = func(*args)
+        if output.dim() == 0 or output.shape[0] != batch:
+            raise BadValue(
+                "`func` must return a Tensor whose first dimension is the batch size "
+                f"N = {batch}; got shape {fmt_shape(output.shape)}."
+            )
+        return output
+
+    return checked
+
+
+def check_generator(value: object) -> torch.Generator | None:
+    """Refuse a ``generator`` that is neither None nor a :class:`torch.Generator`."""
+    if value is not None and not isinstance(value, torch.Generator):
+        raise BadType(f"`generator` must be a torch.Generator or None; got {type(value).__name__}.")
+    return value
+
+
+def check_widths(widths: Tensor, x: Tensor, eps: float | None, name: str) -> None:
+    """Refuse a step so small against an element that both evaluations see the same point."""
+    lost = (widths == 0).nonzero()
+    if lost.numel() > 0:
+        j = int(lost[0, 0])
+        raise BadValue(
+            f"`eps` = {eps} is lost to rounding at `{name}` element {x[j].item()} "
+            f"({x.dtype}): x + eps == x - eps; pass a larger `eps` or None."
+        )
+
+
+def check_model(model: object) -> nn.Module:
+    """``model``, if it is a Module whose samples do not interact through batch statistics."""
+    if not isinstance(model, nn.Module):
+        raise BadType(f"`model` must be a torch.nn.Module; got {type(model).__name__}.")
+    for name, module in model.named_modules():
+        # Batch statistics mix the samples of a batch: in training mode, or when no running
+        # statistics are kept (then they are used in eval mode too).
+        if isinstance(module, _BatchNorm) and (module.training or module.running_mean is None):
+            state = "in training mode" if module.training else "without running statistics"
+            raise BadValue(
+                "`model` must not normalise with batch statistics, which make samples "
+                f"interact; got {type(module).__name__} {state} at "
+                f"'{name or type(model).__name__}'. Call model.eval() first (with "
+                "track_running_stats=True), or use GroupNorm or LayerNorm."
+            )
+    return model
+
+
+def samples(name: str, value: object) -> Tensor:
+    """Check that ``value`` is a Tensor with a leading batch dimension of at least one sample."""
+    value = check_tensor(name, value)
+    if value.dim() == 0:
+        raise BadValue(f"`{name}` must have a leading batch dimension; got a 0-dim Tensor.")
+    if value.shape[0] == 0:
+        raise BadValue(
+            f"`{name}` must have at least one sample; got shape {fmt_shape(value.shape)}."
+        )
+    return value
+
+
+def trainable_params(model: nn.Module) -> dict[str, Tensor]:
+    """The parameters of ``model`` that require grad, keyed like ``named_parameters()``.
+
+    A parameter swapped in by a torch.func transform (an ensemble's stacked parameters under
+    ``vmap`` of ``functional_call``) is being differentiated or batched, and counts too: its
+    wrapper does not report the ``requires_grad`` of the tensor inside.
+    """
+    return {name: p for name, p in model.named_parameters() if p.requires_grad or in_transform(p)}
