@@ -339,3 +339,23 @@ def test_time_call_needs_a_function_without_arguments() -> None:
     ):
         vg.time_call(needs)  # type: ignore[arg-type]
     assert vg.time_call(lambda: needs(torch.ones(2), scale=2.0), min_run_time=0.01) > 0
+
+
+def test_ops_without_forward_mode_are_named() -> None:
+    """torch.cdist has no forward-mode derivative in torch 2.13: forward methods say so."""
+    points = torch.randn(3, 2, dtype=DTYPE)
+
+    def distances(t: Tensor) -> Tensor:
+        return torch.cdist(t, points).flatten()
+
+    x = torch.randn(2, 2, dtype=DTYPE)
+    with pytest.raises(
+        TypeError,
+        match=r"^vecgrad\.jacobian: `func` must support forward-mode AD; it calls "
+        r"_cdist_forward, which has no forward-mode derivative in this version of torch\. Use a "
+        r"reverse-mode method",
+    ):
+        vg.jacobian(distances, x, strategy="forward")
+    with pytest.raises(TypeError, match=r"^vecgrad\.jvp: `func` must support forward-mode AD"):
+        vg.jvp(distances, x, torch.ones_like(x))
+    assert_close(vg.jacobian(distances, x, strategy="reverse"), torch.func.jacrev(distances)(x))

@@ -33,6 +33,9 @@ pytestmark = pytest.mark.usefixtures("seeded")
 STRATEGIES = ("auto", "reverse", "forward", "loop")
 VECTORISED = ("auto", "reverse", "forward")
 
+# vecgrad's documented difference from torch.func (docs/concepts/composing.md).
+LOOP_REFUSED = r"^vecgrad\.jacobian: `strategy` must not be 'loop' inside torch\.func transforms"
+
 
 def rand(*shape: int, requires_grad: bool = False) -> Tensor:
     return torch.rand(shape, dtype=DTYPE, requires_grad=requires_grad)
@@ -732,6 +735,11 @@ def test_nesting_simple(inner: str) -> None:
     x = randn()
     v = randn(3)
     for outer in STRATEGIES:
+        if inner == "loop" and outer != "loop":
+            # Documented difference: the loop is plain autograd, refused inside torch.func.
+            with pytest.raises(ValueError, match=LOOP_REFUSED):
+                vg.jacobian(lambda t: vg.jacobian(torch.sin, t, strategy=inner), x, strategy=outer)
+            continue
         result = vg.jacobian(lambda t: vg.jacobian(torch.sin, t, strategy=inner), x, strategy=outer)
         assert_close(result, -x.sin(), msg=f"outer={outer}")
         result = vg.jacobian(
@@ -971,6 +979,10 @@ def test_vmap_on_jac(strategy: str) -> None:
     Jacobian called inside torch.func.vmap.
     """
     x = randn(2, 3)
+    if strategy == "loop":  # documented: plain autograd does not run inside transforms
+        with pytest.raises(ValueError, match=LOOP_REFUSED):
+            torch.func.vmap(lambda t: vg.jacobian(torch.sin, t, strategy=strategy))(x)
+        return
     y = torch.func.vmap(lambda t: vg.jacobian(torch.sin, t, strategy=strategy))(x)
     assert_close(y, torch.stack([torch.diagflat(x[i].cos()) for i in range(2)]))
 
@@ -983,6 +995,10 @@ def test_jac_inside_jacrev_jacfwd(strategy: str) -> None:
     x = randn(3)
     for transform in (torch.func.jacrev, torch.func.jacfwd):
         inner = transform(lambda t: vg.jacobian(lambda u: u.sin().sum(), t, strategy=strategy))
+        if strategy == "loop":  # documented: plain autograd does not run inside transforms
+            with pytest.raises(ValueError, match=LOOP_REFUSED):
+                inner(x)
+            continue
         assert_close(inner(x), torch.diagflat(-x.sin()), msg=transform.__name__)
 
 

@@ -89,6 +89,20 @@ def _unsupported_function(err: Exception) -> str | None:
             f"{vmap.group(1)} without a vmap rule. Set `generate_vmap_rule = True` on it or "
             "define a `vmap` staticmethod."
         )
+    if "Sparse CSR tensors do not have strides" in message:
+        return "must return a dense (strided) Tensor; got a sparse CSR one. Call .to_dense()."
+    forward = re.match(r"Trying to use forward AD with (\w+) that does not support it", message)
+    if forward and "sparse" in forward.group(1):
+        return (
+            "must return a dense (strided) Tensor; got a sparse one (forward mode cannot "
+            f"differentiate {forward.group(1)}). Call .to_dense()."
+        )
+    if forward:
+        return (
+            f"must support forward-mode AD; it calls {forward.group(1)}, which has no "
+            "forward-mode derivative in this version of torch. Use a reverse-mode method "
+            "(vjp, or jacobian with strategy='reverse')."
+        )
     if "Tensor.requires_grad_() (or perhaps" in message:
         return (
             "must not call requires_grad_() (or torch.autograd.grad, or "
