@@ -359,3 +359,19 @@ def test_ops_without_forward_mode_are_named() -> None:
     with pytest.raises(TypeError, match=r"^vecgrad\.jvp: `func` must support forward-mode AD"):
         vg.jvp(distances, x, torch.ones_like(x))
     assert_close(vg.jacobian(distances, x, strategy="reverse"), torch.func.jacrev(distances)(x))
+
+
+def test_in_place_updates_of_captured_tensors_are_named() -> None:
+    """BatchNorm in training mode updates its running statistics in place during the call."""
+    model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4)).to(DTYPE).train()
+    x = torch.randn(5, 2, dtype=DTYPE)
+    with pytest.raises(
+        TypeError,
+        match=r"^vecgrad\.vjp: `func` must not modify in place a tensor it closes over, .* "
+        r"BatchNorm in training mode updating its running statistics\. Call model\.eval\(\)",
+    ):
+        vg.vjp(model, x, torch.ones(5, 4, dtype=DTYPE))
+    model[1].track_running_stats = False  # batch statistics without the update: runs
+    model[1].running_mean = model[1].running_var = None
+    _, grad = vg.vjp(model, x, torch.ones(5, 4, dtype=DTYPE))
+    assert_close(grad, torch.func.vjp(model, x)[1](torch.ones(5, 4, dtype=DTYPE))[0])

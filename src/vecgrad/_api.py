@@ -103,6 +103,13 @@ def _unsupported_function(err: Exception) -> str | None:
             "forward-mode derivative in this version of torch. Use a reverse-mode method "
             "(vjp, or jacobian with strategy='reverse')."
         )
+    if "that would mutate a captured Tensor" in message:
+        return (
+            "must not modify in place a tensor it closes over, which torch.func transforms "
+            "cannot differentiate; a common case is BatchNorm in training mode updating its "
+            "running statistics. Call model.eval(), build the layer with "
+            "track_running_stats=False, or pass the tensor in as an input."
+        )
     if "Tensor.requires_grad_() (or perhaps" in message:
         return (
             "must not call requires_grad_() (or torch.autograd.grad, or "
