@@ -250,7 +250,7 @@ def onehot_vjp_jacobians(x):
 methods = {
     "loop of jacrev (N calls)": loop_jacobians,
     "3 one-hot VJPs": onehot_vjp_jacobians,
-    "vg.batch_jacobian": lambda x: vg.batch_jacobian(counted_f, x, strategy="reverse"),
+    "vg.batch_jacobian": lambda x: vg.batch_jacobian(counted_f, x),
 }
 
 # %%
@@ -275,9 +275,8 @@ for name in methods:
 # %%
 # The loop calls ``f`` and runs a backward pass once per sample. The one-hot VJPs call it once and
 # run three backward passes, one per output component; :func:`vecgrad.batch_jacobian` runs the
-# three as one vectorised pass. Neither count depends on :math:`N`. (Its default,
-# ``strategy="auto"``, calls ``f`` once more, without recording a graph, to learn the output's
-# size before it picks a mode.)
+# three as one vectorised pass, reusing the evaluation that told it the output's size. Neither
+# count depends on :math:`N`.
 
 expected = {
     "loop of jacrev (N calls)": [{"f": n, "backward": n} for n in sizes],

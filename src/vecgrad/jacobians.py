@@ -25,6 +25,9 @@ _STRATEGIES = ("auto", "reverse", "forward", "loop")
 # batch_jacobian's 'auto' takes forward mode only when an output row has more than this many times
 # the elements of an input row (see its Notes).
 _BATCH_FORWARD_RATIO = 2
+# From this many input elements, jacobian's 'auto' learns the output's shape from an evaluation
+# that reverse mode reuses; below it, from a plain one (see _jacobian).
+_REUSED_PROBE_INPUTS = 64
 
 VjpFn = Callable[[Tensor], tuple[Tensor, ...]]
 
@@ -198,15 +201,21 @@ def _depends_on_more(output: Tensor, leaves: tuple[Tensor, ...]) -> bool:
     return False
 
 
-def _probe(func: Func, xs: tuple[Tensor, ...]) -> Tensor:
-    """``func(*xs)`` for its shape alone: no graph, and the random state left as it was.
+def _random_state(xs: tuple[Tensor, ...]) -> Callable[[], None]:
+    """Save the generators ``func`` may draw from (the CPU's, and each CUDA device's of ``xs``).
 
-    A plain evaluation costs far less than one under :func:`torch.func.vjp`, and restoring
-    the generators makes ``'auto'`` give exactly what the strategy it picks gives.
+    The returned function puts them back, so that an evaluation made only to learn a shape
+    leaves random operations (dropout) to draw what the chosen strategy alone would draw.
     """
-    cuda = sorted({x.device.index or 0 for x in xs if x.device.type == "cuda"})
-    with torch.random.fork_rng(devices=cuda), torch.no_grad():
-        return func(*xs)
+    cpu = torch.get_rng_state()
+    cuda = {x.device: torch.cuda.get_rng_state(x.device) for x in xs if x.device.type == "cuda"}
+
+    def restore() -> None:
+        torch.set_rng_state(cpu)
+        for device, state in cuda.items():
+            torch.cuda.set_rng_state(state, device)
+
+    return restore
 
 
 def _jacobian(
@@ -214,13 +223,27 @@ def _jacobian(
 ) -> tuple[Tensor, ...]:
     """The vectorised strategies of :func:`jacobian` and :func:`batch_jacobian`.
 
-    ``'auto'`` learns the output's shape from a plain evaluation (:func:`_probe`), then applies
-    :func:`_forward_wins`.
+    ``'auto'`` must evaluate ``func`` to learn the output's shape before :func:`_forward_wins`
+    can decide. With many input elements, or a batch (whose whole evaluation dwarfs the
+    transform's fixed cost), the evaluation is made under :func:`torch.func.vjp`, so that
+    reverse mode reuses it. With few input elements forward mode (a handful of JVPs) is cheap,
+    and a plain evaluation under ``no_grad``, several times cheaper than one under the
+    transform, costs it less. Either way the random state is restored before another
+    evaluation.
     """
     in_shapes = [_rows(x, batch) for x in xs]
     if strategy == "auto":
-        wins = _forward_wins(_rows(_probe(func, xs), batch), in_shapes, batch)
-        strategy = "forward" if wins else "reverse"
+        restore = _random_state(xs)
+        if batch is not None or sum(math.prod(s) for s in in_shapes) >= _REUSED_PROBE_INPUTS:
+            output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(func, *xs))
+            if not _forward_wins(_rows(output, batch), in_shapes, batch):
+                return _reverse(output, vjp_fn, xs, chunk_size, batch)
+            restore()
+            return _forward(func, xs, chunk_size, batch)
+        with torch.no_grad():
+            probe = func(*xs)
+        restore()
+        strategy = "forward" if _forward_wins(_rows(probe, batch), in_shapes, batch) else "reverse"
     if strategy == "forward":
         return _forward(func, xs, chunk_size, batch)
     output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(func, *xs))
@@ -291,10 +314,12 @@ def jacobian(
     :func:`torch.func.vmap`. ``'auto'`` picks reverse mode when :math:`m \le n` and forward
     mode otherwise, where :math:`n` counts the elements of all inputs: a rule on shapes alone,
     so the choice is the same on every call with the same shapes, whatever ``func`` is. As
-    :math:`m` is only known once ``func`` has run, ``'auto'`` first evaluates ``func`` once
-    under :class:`torch.no_grad` (a plain evaluation, far cheaper than one that records for
-    differentiation), then restores the random-number state, so that it gives exactly what the
-    strategy it picks gives. Random operations draw once for all rows or columns.
+    :math:`m` is only known once ``func`` has run, ``'auto'`` first evaluates ``func``: with 64
+    or more input elements under :func:`torch.func.vjp`, an evaluation that reverse mode then
+    reuses; with fewer, where forward mode is cheap, as a plain evaluation under
+    :class:`torch.no_grad`. It restores the random-number state before evaluating again, so it
+    gives exactly what the strategy it picks gives. Random operations draw once for all rows or
+    columns.
     Forward mode ignores :class:`torch.no_grad` inside ``func``, as PyTorch's forward-mode AD
     does, where reverse mode holds what it computes constant; use ``.detach()`` there to hold a
     value constant in every mode (see :ref:`differentiable`).
@@ -399,9 +424,10 @@ def batch_jacobian(
     every row) and forward mode one JVP per element of an input row (tangent :math:`e_j`
     repeated in every row). The work is that of ``out_row`` backward passes (or ``in_row``
     forward passes) through the batch, vectorised into one call, rather than ``N`` times as
-    many for a loop over samples. ``'auto'`` learns the output row's size as :func:`jacobian`
-    does, from one plain evaluation of ``func``, and so makes the same choice on every call
-    with the same shapes. Its threshold is twice, not once,
+    many for a loop over samples. ``'auto'`` learns the output row's size from an evaluation of
+    ``func`` under :func:`torch.func.vjp` that reverse mode reuses (so ``func`` runs once more
+    only when forward mode wins), and so makes the same choice on every call with the same
+    shapes. Its threshold is twice, not once,
     the input row's size because on batches a vectorised JVP was measured to cost up to about
     twice a vectorised VJP (``benchmarks/bench.py``: for MLP rows of 4 -> 5 and 8 -> 9 elements
     reverse mode was 1.4 and 1.9 times faster, and the two were even at 2 -> 4).
