@@ -2,31 +2,35 @@
 
 Run ``python benchmarks/bench.py`` for the full run, ``--quick`` for a smoke run on tiny sizes
 and ``--json PATH`` to also write the results. Every method is first checked against an
-analytic reference; then each case prints medians, the ratio of every method to the vecgrad
-method of that case, and whether the speed and memory goals are met. See benchmarks/README.md.
+analytic reference (gradients through vecgrad's results against torch's route in float64);
+then each case prints medians, the ratio of every method to the vecgrad method of that case,
+and whether the speed and memory goals are met. See benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import gc
 import itertools
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
+import timeit
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, jacfwd, jacrev, vmap
-from torch.utils.benchmark import Timer
 
 import vecgrad as vg
 
@@ -57,7 +61,7 @@ class Config:
     memory_size: int
     memory_hidden: int
     chunk_sizes: tuple[int | None, ...]
-    min_run_time: float  # seconds of timed blocks of calls per method (Timer.blocked_autorange)
+    min_run_time: float  # seconds of timed blocks of calls per method (see measure_case)
 
 
 FULL = Config(
@@ -101,6 +105,8 @@ class Method:
 
     A method that computes only part of the result (some rows of a Jacobian, some samples)
     has `expected` cut to that part and `scale` set to undo the cut in its reported time.
+    `graph`, when set, is whether every tensor of the result must carry the autograd graph
+    (`requires_grad`); it is checked with the values.
     """
 
     name: str
@@ -108,6 +114,7 @@ class Method:
     expected: Result
     scale: float = 1.0
     note: str = ""
+    graph: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -130,8 +137,24 @@ class Timing:
     median_s: float | None  # None when the method failed its check (not timed)
     min_s: float | None
     reps: int
-    ratio: float | None  # median_s / median_s of the case's vecgrad baseline
+    ratio: float | None  # paired ratio to the case's vecgrad baseline (see `paired_ratio`)
     note: str
+    blocks: list[float]  # time per call of each timed block, in the order of the rounds
+
+
+def pairs(timing: Timing, reference: Timing) -> list[float]:
+    """`timing`'s block / `reference`'s block, round by round.
+
+    Blocks of one round run one after the other, so the ratio of a pair sees one load of the
+    machine; rounds are paired from the first while both methods have blocks.
+    """
+    return [a / b for a, b in zip(timing.blocks, reference.blocks, strict=False)]
+
+
+def paired_ratio(timing: Timing, reference: Timing) -> float | None:
+    """Median over rounds of `timing`'s block / `reference`'s block of the same round."""
+    ratios = pairs(timing, reference)
+    return statistics.median(ratios) if ratios else None
 
 
 @dataclass(frozen=True)
@@ -277,13 +300,20 @@ def per_sample_losses(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return F.mse_loss(model(x), y, reduction="none").squeeze(1)
 
 
-def vmap_grad(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, ...]:
-    params = {name: p.detach() for name, p in model.named_parameters()}
+def vmap_grad_of(
+    model: nn.Module, params: dict[str, Tensor], x: Tensor, y: Tensor
+) -> dict[str, Tensor]:
+    """Per-sample gradients of the squared error at `params`, by torch.func."""
 
     def loss(params: dict[str, Tensor], xi: Tensor, yi: Tensor) -> Tensor:
         return F.mse_loss(functional_call(model, params, (xi[None],)), yi[None])
 
-    return tuple(vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y).values())
+    return cast(dict[str, Tensor], vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y))
+
+
+def vmap_grad(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, ...]:
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    return tuple(vmap_grad_of(model, params, x, y).values())
 
 
 def masked_backward(model: nn.Module, x: Tensor, y: Tensor, rows: int) -> tuple[Tensor, ...]:
@@ -339,7 +369,10 @@ def per_sample_case(cfg: Config, device: torch.device) -> Case:
             expected,
         ),
         Method(
-            "vg.per_sample_grads", functools.partial(vg_per_sample_grads, model, x, y), expected
+            PSG,
+            functools.partial(vg_per_sample_grads, model, x, y),
+            expected,
+            graph=False,  # the parameters require grad, but create_graph=False: constants
         ),
         Method("vg.loss_jacobian", functools.partial(vg_loss_jacobian, model, x, y), expected),
     )
@@ -354,6 +387,7 @@ FUNC_JACREV = "vmap(jacrev) + functional_call"
 FUNC_VJP, FUNC_HVP = "vmap(vjp)", "vmap(jvp(grad))"
 PARAM_JAC = "vg.param_jacobian"
 HUTCH_F, HUTCH_T = "vg.hutchinson(frobenius)", "vg.hutchinson(trace)"
+ESTIMATOR_LIMIT = 1.1  # each vecgrad method at most 1.1 times the plain torch.func route
 
 
 @dataclass(frozen=True)
@@ -416,51 +450,67 @@ def param_jacobian_case(sizes: EstimatorSizes, device: torch.device) -> Case:
     return Case(name, f"Linear({d}, {h}) Tanh Linear({h}, {m}), float32", methods, PARAM_JAC)
 
 
-def rademacher(k: int, n: int, device: torch.device) -> Tensor:
-    """The probes vg.hutchinson draws from a generator seeded 0 on `device`."""
+def rademacher(k: int, shape: Sequence[int], device: torch.device) -> Tensor:
+    """The `k` probes shaped `shape` that vg.hutchinson draws from a generator seeded 0."""
     generator = torch.Generator(device).manual_seed(0)
-    return 2 * torch.randint(0, 2, (k, n), generator=generator, device=device).float() - 1
+    return 2 * torch.randint(0, 2, (k, *shape), generator=generator, device=device).float() - 1
 
 
-def torch_frobenius(f: Func, x: Tensor, k: int) -> Tensor:
-    _, vjp_fn = torch.func.vjp(f, x)
-    return vmap(vjp_fn)(rademacher(k, x.shape[0], x.device))[0].square().sum(1)
-
-
-def torch_hessian_trace(f: Func, x: Tensor, k: int) -> Tensor:
-    def quadratic_form(z: Tensor) -> Tensor:
-        return (z * torch.func.jvp(grad(f), (x,), (z,))[1]).sum()
-
-    return vmap(quadratic_form)(rademacher(k, x.shape[0], x.device))
-
-
-def hutchinson_cases(sizes: EstimatorSizes, device: torch.device) -> list[Case]:
-    n, k = sizes.size, sizes.probes
-    f, x, jac = mlp(n, n, n // 2, device)
-    z = rademacher(k, n, device).double()
-    frobenius = (z @ jac.double()).square().sum(1).float()  # ||J^T z||^2 per probe
+def softplus_problem(
+    n: int, x: Tensor, device: torch.device
+) -> tuple[Func, Tensor, Tensor, Tensor]:
+    """x -> softplus(W x + b).sum() (W of 2n x n), W in float64, sigmoid'(W x + b) at `x` and
+    the value at `x` (float32). The Hessian is W^T diag(sigmoid'(W x + b)) W.
+    """
     torch.manual_seed(1)
     w, b = (torch.randn(2 * n, n) / n**0.5).to(device), torch.randn(2 * n).to(device)
 
     def softplus_sum(x: Tensor) -> Tensor:
         return F.softplus(w @ x + b).sum()
 
-    # H = W^T diag(sigmoid'(W x + b)) W, so z^T H z = sum_h sigmoid'(u_h) (W z)_h^2
     u = w.double() @ x.double() + b.double()
     slope = torch.sigmoid(u) * (1 - torch.sigmoid(u))
-    traces = ((z @ w.double().T).square() * slope).sum(1).float()
+    return softplus_sum, w.double(), slope, F.softplus(u).sum().float()
 
-    def vg_hutchinson(func: Func, quantity: str) -> Tensor:
+
+def torch_frobenius(f: Func, x: Tensor, k: int) -> Tensor:
+    output, vjp_fn = torch.func.vjp(f, x)
+    probes = rademacher(k, output.shape, x.device).to(output.dtype)
+    return cast(Tensor, vmap(vjp_fn)(probes)[0].square().flatten(1).sum(1))
+
+
+def vg_frobenius(f: Func, x: Tensor, k: int) -> Tensor:
+    generator = torch.Generator(x.device).manual_seed(0)
+    return vg.hutchinson(f, x, num_samples=k, quantity="frobenius", generator=generator)
+
+
+def torch_hessian_trace(f: Func, x: Tensor, k: int) -> Tensor:
+    def quadratic_form(z: Tensor) -> Tensor:
+        return (z * torch.func.jvp(grad(f), (x,), (z,))[1]).sum()
+
+    return vmap(quadratic_form)(rademacher(k, x.shape, x.device))
+
+
+def hutchinson_cases(sizes: EstimatorSizes, device: torch.device) -> list[Case]:
+    n, k = sizes.size, sizes.probes
+    f, x, jac = mlp(n, n, n // 2, device)
+    z = rademacher(k, (n,), device).double()
+    frobenius = (z @ jac.double()).square().sum(1).float()  # ||J^T z||^2 per probe
+    softplus_sum, w, slope, _ = softplus_problem(n, x, device)
+    # H = W^T diag(sigmoid'(W x + b)) W, so z^T H z = sum_h sigmoid'(u_h) (W z)_h^2
+    traces = ((z @ w.T).square() * slope).sum(1).float()
+
+    def vg_trace(func: Func) -> Tensor:
         generator = torch.Generator(device).manual_seed(0)
-        return vg.hutchinson(func, x, num_samples=k, quantity=quantity, generator=generator)
+        return vg.hutchinson(func, x, num_samples=k, quantity="hessian_trace", generator=generator)
 
     frobenius_methods = (
         Method(FUNC_VJP, functools.partial(torch_frobenius, f, x, k), frobenius),
-        Method(HUTCH_F, functools.partial(vg_hutchinson, f, "frobenius"), frobenius),
+        Method(HUTCH_F, functools.partial(vg_frobenius, f, x, k), frobenius),
     )
     trace_methods = (
         Method(FUNC_HVP, functools.partial(torch_hessian_trace, softplus_sum, x, k), traces),
-        Method(HUTCH_T, functools.partial(vg_hutchinson, softplus_sum, "hessian_trace"), traces),
+        Method(HUTCH_T, functools.partial(vg_trace, softplus_sum), traces),
     )
     details = f"{k} probes, float32"
     return [
@@ -474,15 +524,286 @@ def estimator_cases(quick: bool, device: torch.device) -> list[Case]:
     return [param_jacobian_case(sizes, device), *hutchinson_cases(sizes, device)]
 
 
-def estimator_goals(device: str, cases: Sequence[Case], timings: Sequence[Timing]) -> list[Goal]:
-    """Each vecgrad method at most 1.1 times the plain torch.func route in the same run."""
+def versus_goals(
+    device: str, cases: Sequence[Case], timings: Sequence[Timing], limit: float
+) -> list[Goal]:
+    """Each case's vecgrad method at most `limit` times each other method of the case."""
     goals = []
     for case in cases:
         by_method = {t.method: t for t in timings if t.case == case.title}
-        (reference,) = (m.name for m in case.methods if m.name != case.baseline)
-        text = f"{case.baseline} / {reference}"
-        goals.append(ratio_goal(device, text, by_method, case.baseline, (reference,), 1.1, True))
+        for reference in (m.name for m in case.methods if m.name != case.baseline):
+            text = f"{case.name}: {case.baseline} / {reference}"
+            goals.append(
+                ratio_goal(device, text, by_method, case.baseline, (reference,), limit, True)
+            )
     return goals
+
+
+# --------------------------------------------------------------------------------------------
+# Results without a graph when nothing requires grad, and with one for training (issue 16)
+
+NO_GRAPH_LIMIT = 1.05  # nothing requires grad / the same call under torch.no_grad()
+GRAPH_LIMIT = 1.1  # a vecgrad result + backward through it / torch's route + the same backward
+NOTHING_REQUIRES_GRAD = "nothing requires grad"
+
+
+@dataclass(frozen=True)
+class GraphSizes:
+    """Sizes of the no-graph and graph-carrying cases.
+
+    Square Jacobians and the samples of the batched cases have `size` elements; every MLP has
+    one hidden layer of `hidden`; the tall Jacobian penalty maps `narrow` inputs to `size`.
+    The per-sample gradient penalty's model is Linear(`features`, 2 `features`) Tanh
+    Linear(2 `features`, 1), so that N per-sample gradients stay small.
+    """
+
+    size: int
+    hidden: int
+    narrow: int
+    batch: int
+    probes: int  # of the no-graph Hutchinson case
+    features: int
+
+
+GRAPH_SIZES = {
+    False: GraphSizes(size=256, hidden=256, narrow=16, batch=512, probes=128, features=32),
+    True: GraphSizes(size=16, hidden=16, narrow=4, batch=32, probes=8, features=4),
+}
+
+
+def batch_mlp(
+    n: int, d: int, hidden: int, device: torch.device
+) -> tuple[Func, Tensor, Tensor, tuple[Tensor, Tensor]]:
+    """X -> tanh(X W1^T + b1) W2^T on `n` rows of `d`, a point X, a cotangent V and the
+    analytic (f(X), V^T J), which is ((V W2) * (1 - tanh(X W1^T + b1)^2)) W1 row by row."""
+    torch.manual_seed(0)
+    w1 = (torch.randn(hidden, d) / d**0.5).to(device)
+    b1 = torch.randn(hidden).to(device)
+    w2 = (torch.randn(d, hidden) / hidden**0.5).to(device)
+    x, v = torch.randn(n, d).to(device), torch.randn(n, d).to(device)
+
+    def f(x: Tensor) -> Tensor:
+        return torch.tanh(x @ w1.T + b1) @ w2.T
+
+    a = torch.tanh(x.double() @ w1.double().T + b1.double())
+    vjp = ((v.double() @ w2.double()) * (1 - a**2)) @ w1.double()
+    return f, x, v, ((a @ w2.double().T).float(), vjp.float())
+
+
+def no_graph_case(name: str, details: str, call: Callable[[], Result], expected: Result) -> Case:
+    """`call()` with nothing requiring grad, against the same call under torch.no_grad()."""
+
+    def opted_out() -> Result:
+        with torch.no_grad():
+            return call()
+
+    methods = (
+        Method(NOTHING_REQUIRES_GRAD, call, expected, graph=False),
+        Method("under torch.no_grad()", opted_out, expected, graph=False),
+    )
+    return Case(f"no graph: {name}", details, methods, baseline=NOTHING_REQUIRES_GRAD)
+
+
+def no_graph_cases(sizes: GraphSizes, device: torch.device) -> list[Case]:
+    n, h, k = sizes.size, sizes.hidden, sizes.probes
+    f, x, jac = mlp(n, n, h, device)
+    batched, xs, vs, vjp = batch_mlp(sizes.batch, n, h, device)
+    softplus_sum, w, slope, value = softplus_problem(n, x, device)
+    torch.manual_seed(2)
+    v = torch.randn(n).to(device)
+    hvp = (w.T @ (slope * (w @ v.double()))).float()  # H v = W^T diag(sigmoid'(W x + b)) W v
+    z = rademacher(k, (n,), device).double()
+    frobenius = (z @ jac.double()).square().sum(1).float()
+    mlp_details = f"MLP {n}->{n}, hidden {h}, float32"
+    return [
+        no_graph_case("vg.jacobian", mlp_details, functools.partial(vg.jacobian, f, x), jac),
+        no_graph_case(
+            "vg.vjp",
+            f"{sizes.batch} samples, {mlp_details}",
+            functools.partial(vg.vjp, batched, xs, vs),
+            vjp,
+        ),
+        no_graph_case(
+            "vg.hvp",
+            f"softplus(W x + b).sum(), {n}, float32",
+            functools.partial(vg.hvp, softplus_sum, x, v),
+            (value, hvp),
+        ),
+        no_graph_case(
+            "vg.hutchinson",
+            f"||J||_F^2, {k} probes, {mlp_details}",
+            functools.partial(vg_frobenius, f, x, k),
+            frobenius,
+        ),
+    ]
+
+
+def tanh_mlp(widths: Sequence[int], device: torch.device, seed: int = 0) -> nn.Sequential:
+    """Linear layers of the given widths with Tanh between them; parameters require grad."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(widths):
+        layers += [nn.Linear(a, b), nn.Tanh()]
+    return nn.Sequential(*layers[:-1]).to(device)
+
+
+def backward_to(penalty: Tensor, leaves: Sequence[Tensor]) -> tuple[Tensor, ...]:
+    """Backpropagate `penalty`; return the gradients it leaves on `leaves` (cleared first).
+
+    A leaf that the penalty does not depend on (the last bias, under a Jacobian penalty) gets
+    zeros, which the check then compares with the reference's.
+    """
+    for leaf in leaves:
+        leaf.grad = None
+    penalty.backward()
+    return tuple(torch.zeros_like(leaf) if leaf.grad is None else leaf.grad for leaf in leaves)
+
+
+JacobianOf = Callable[[nn.Module, Tensor], Tensor]
+InputGrad = Callable[[nn.Module, Tensor, Tensor], Tensor]  # (critic, x, v) -> v^T J, with graph
+Estimate = Callable[[nn.Module, Tensor], Tensor]
+PerSample = Callable[[nn.Module, Tensor, Tensor], dict[str, Tensor]]
+
+
+def jacobian_penalty(jacobian: JacobianOf, model: nn.Module, x: Tensor) -> tuple[Tensor, ...]:
+    """Gradients of ||J||_F^2, J the Jacobian of `model` at `x`, for `x` and the parameters."""
+    leaf = x.detach().requires_grad_(True)
+    return backward_to(jacobian(model, leaf).square().sum(), (leaf, *model.parameters()))
+
+
+def gradient_penalty(input_grad: InputGrad, critic: nn.Module, x: Tensor) -> tuple[Tensor, ...]:
+    """WGAN-GP: gradients for the critic's parameters of mean_i (||d critic(x)_i / d x_i|| - 1)^2.
+
+    With v = ones, v^T J stacks the per-sample input gradients: sample i's score depends on
+    x_i alone.
+    """
+    v = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+    g = input_grad(critic, x, v)
+    return backward_to((g.norm(dim=1) - 1).square().mean(), tuple(critic.parameters()))
+
+
+def autograd_input_grad(critic: nn.Module, x: Tensor, v: Tensor) -> Tensor:
+    leaf = x.detach().requires_grad_(True)
+    return torch.autograd.grad(critic(leaf), leaf, v, create_graph=True)[0]
+
+
+def func_input_grad(critic: nn.Module, x: Tensor, v: Tensor) -> Tensor:
+    _, vjp_fn = torch.func.vjp(critic, x)
+    return cast(Tensor, vjp_fn(v)[0])
+
+
+def vg_input_grad(critic: nn.Module, x: Tensor, v: Tensor) -> Tensor:
+    return vg.vjp(critic, x, v)[1]
+
+
+def hutchinson_penalty(estimate: Estimate, model: nn.Module, x: Tensor) -> tuple[Tensor, ...]:
+    """Gradients for the parameters of a one-probe estimate of the mean over the batch of
+    ||d model(x_i) / d x_i||_F^2 (the samples' Jacobians are the blocks of the batch's)."""
+    penalty = estimate(model, x).mean() / x.shape[0]
+    return backward_to(penalty, tuple(model.parameters()))
+
+
+def per_sample_penalty(
+    per_sample: PerSample, model: nn.Module, x: Tensor, y: Tensor
+) -> tuple[Tensor, ...]:
+    """Gradients for the parameters of the mean squared norm of the per-sample gradients."""
+    grads = per_sample(model, x, y)
+    penalty = torch.stack([g.square().sum() for g in grads.values()]).sum() / x.shape[0]
+    return backward_to(penalty, tuple(model.parameters()))
+
+
+def graph_case(
+    name: str,
+    details: str,
+    route: Callable[..., tuple[Tensor, ...]],
+    model: nn.Module,
+    inputs: tuple[Tensor, ...],
+    ways: Mapping[str, object],
+    baseline: str,
+    reference: str,
+) -> Case:
+    """One method per way of `route(way, model, *inputs)`, each checked against the gradients
+    of `route` with the `reference` way in float64 (on a float64 copy of the model)."""
+    model64 = copy.deepcopy(model).double()
+    expected = route(ways[reference], model64, *(t.double() for t in inputs))
+    expected = tuple(g.float() for g in expected)
+    methods = tuple(
+        Method(label, functools.partial(route, way, model, *inputs), expected)
+        for label, way in ways.items()
+    )
+    return Case(name, details, methods, baseline)
+
+
+def graph_cases(sizes: GraphSizes, device: torch.device) -> list[Case]:
+    n, h, m, narrow, d = sizes.batch, sizes.hidden, sizes.size, sizes.narrow, sizes.features
+    torch.manual_seed(3)
+    x, x_narrow, xs = (torch.randn(shape).to(device) for shape in ((m,), (narrow,), (n, m)))
+    samples, targets = torch.randn(n, d).to(device), torch.randn(n, 1).to(device)
+    per_sample = {
+        VMAP_GRAD: lambda model, x, y: vmap_grad_of(model, dict(model.named_parameters()), x, y),
+        "vg.per_sample_grads(create_graph)": lambda model, x, y: vg.per_sample_grads(
+            model, F.mse_loss, x, y, create_graph=True
+        ),
+    }
+    return [
+        graph_case(
+            f"graph: Jacobian penalty, square {m}->{m}",
+            f"||J||_F^2 + backward to x and parameters, hidden {h}, float32",
+            jacobian_penalty,
+            tanh_mlp((m, h, m), device),
+            (x,),
+            {JACREV: lambda model, x: jacrev(model)(x), AUTO: vg.jacobian},
+            AUTO,
+            JACREV,
+        ),
+        graph_case(
+            f"graph: Jacobian penalty, tall {narrow}->{m}",
+            f"||J||_F^2 + backward to x and parameters, hidden {h}, float32",
+            jacobian_penalty,
+            tanh_mlp((narrow, h, m), device),
+            (x_narrow,),
+            {JACFWD: lambda model, x: jacfwd(model)(x), AUTO: vg.jacobian},
+            AUTO,
+            JACFWD,
+        ),
+        graph_case(
+            f"graph: WGAN-GP gradient penalty, N={n}",
+            f"critic Linear({m}, {h}) Tanh Linear({h}, 1) + backward, float32",
+            gradient_penalty,
+            tanh_mlp((m, h, 1), device),
+            (xs,),
+            {
+                "autograd.grad(create_graph)": autograd_input_grad,
+                "torch.func.vjp": func_input_grad,
+                "vg.vjp": vg_input_grad,
+            },
+            "vg.vjp",
+            "torch.func.vjp",
+        ),
+        graph_case(
+            f"graph: Hutchinson Jacobian penalty, N={n}",
+            f"1 probe, MLP {m}->{m}, hidden {h} + backward, float32",
+            hutchinson_penalty,
+            tanh_mlp((m, h, m), device),
+            (xs,),
+            {
+                FUNC_VJP: lambda model, x: torch_frobenius(model, x, 1),
+                HUTCH_F: lambda model, x: vg_frobenius(model, x, 1),
+            },
+            HUTCH_F,
+            FUNC_VJP,
+        ),
+        graph_case(
+            f"graph: per-sample gradient penalty, N={n}",
+            f"Linear({d}, {2 * d}) Tanh Linear({2 * d}, 1) + MSE, + backward, float32",
+            per_sample_penalty,
+            tanh_mlp((d, 2 * d, 1), device),
+            (samples, targets),
+            per_sample,
+            "vg.per_sample_grads(create_graph)",
+            VMAP_GRAD,
+        ),
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,48 +814,111 @@ def wrong(exc: Exception) -> str:
     return f"WRONG: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
 
 
-def check(method: Method) -> str | None:
-    """Run the method once (this is also its warm-up); return why it is wrong, or None."""
+def tensors(result: Result) -> tuple[Tensor, ...]:
+    return result if isinstance(result, tuple) else (result,)
+
+
+def check(method: Method, device: torch.device) -> tuple[str | None, float]:
+    """Run the method once (this is also its warm-up): why it is wrong, or None, and how long
+    the call took."""
+    started = clock(device)()
     try:
-        torch.testing.assert_close(method.run(), method.expected)
+        result = method.run()
+        took = clock(device)() - started
+        torch.testing.assert_close(result, method.expected)
+        if method.graph is not None:
+            carried = [t.requires_grad for t in tensors(result)]
+            if carried != [method.graph] * len(carried):
+                raise AssertionError(f"requires_grad of the results: {carried}")
     except Exception as exc:  # a method that raises is reported like one that is wrong
-        return wrong(exc)
-    return None
+        return wrong(exc), 0.0
+    return None, took
 
 
-def measure(method: Method, cfg: Config) -> tuple[float, float, int]:
-    """Median and fastest time per call (scaled by ``method.scale``) and the calls timed.
+ROUNDS = 10  # a case's methods are timed in this many interleaved rounds of blocks
 
-    torch's Timer picks how many calls make one block (so the clock's resolution does not
-    matter), times blocks for ``cfg.min_run_time`` seconds and synchronizes CUDA around each;
-    the median is over blocks. It runs with the threads torch uses in this process.
+
+def clock(device: torch.device) -> Callable[[], float]:
+    """time.perf_counter, after waiting for the work queued on a CUDA device."""
+    if device.type != "cuda":
+        return time.perf_counter
+
+    def synchronized() -> float:
+        synchronize(device)
+        return time.perf_counter()
+
+    return synchronized
+
+
+def block_size(timer: timeit.Timer, first_call: float, target: float, limit: float) -> int:
+    """Calls per block, so that a block takes about ``target`` seconds.
+
+    ``first_call`` is the duration of the checking call: a method that took ``limit`` seconds
+    or more gets one call per block without another call to calibrate it.
     """
-    timer = Timer(stmt="run()", globals={"run": method.run}, num_threads=torch.get_num_threads())
-    result = timer.blocked_autorange(min_run_time=cfg.min_run_time)
-    calls = result.number_per_run * len(result.times)
-    return result.median * method.scale, min(result.times) * method.scale, calls
+    if first_call >= limit:
+        return 1
+    number = 1
+    while (took := timer.timeit(number)) < target / 10:
+        number *= 10
+    return max(1, round(number * target / took))
+
+
+def measure_case(
+    methods: Sequence[tuple[Method, float]], cfg: Config, device: torch.device
+) -> dict[str, tuple[list[float], int]]:
+    """Time per call of every block (scaled by ``method.scale``) and the calls per block.
+
+    ``methods`` pairs each method with the duration of its checking call. The methods of a
+    case are timed in turn, one block of calls each per round, until each has had
+    ``cfg.min_run_time`` seconds of blocks: about ``ROUNDS`` rounds, fewer for methods whose
+    single call outlasts a block. Interleaving makes every method of a case see the same
+    load on a shared machine, and lets ratios be taken round by round (`paired_ratio`). A
+    block is timed by ``timeit`` (garbage collection off) and, on CUDA, synchronized at both
+    ends.
+    """
+    target = cfg.min_run_time / ROUNDS
+    timers = {
+        m.name: timeit.Timer("run()", timer=clock(device), globals={"run": m.run})
+        for m, _ in methods
+    }
+    numbers = {
+        m.name: block_size(timers[m.name], first, target, cfg.min_run_time) for m, first in methods
+    }
+    blocks: dict[str, list[float]] = {m.name: [] for m, _ in methods}
+    spent = dict.fromkeys(blocks, 0.0)
+    while pending := [m for m, _ in methods if spent[m.name] < cfg.min_run_time]:
+        for m in pending:
+            took = timers[m.name].timeit(numbers[m.name])
+            spent[m.name] += took
+            blocks[m.name].append(took / numbers[m.name] * m.scale)
+    return {name: (times, numbers[name]) for name, times in blocks.items()}
 
 
 def time_case(case: Case, cfg: Config, device: torch.device) -> list[Timing]:
-    """Check every method against its reference, then time the correct ones."""
-    errors = {m.name: check(m) for m in case.methods}
-    measured = {m.name: measure(m, cfg) for m in case.methods if errors[m.name] is None}
-    base = measured[case.baseline][0] if case.baseline in measured else None
+    """Check every method against its reference, then time the correct ones together."""
+    checked = {m.name: check(m, device) for m in case.methods}
+    correct = [(m, checked[m.name][1]) for m in case.methods if checked[m.name][0] is None]
+    measured = measure_case(correct, cfg, device)
     timings = []
     for m in case.methods:
-        median, fastest, calls = measured.get(m.name, (None, None, 0))
+        blocks, number = measured.get(m.name, ([], 0))
         timings.append(
             Timing(
                 device=str(device),
                 case=case.title,
                 method=m.name,
-                median_s=median,
-                min_s=fastest,
-                reps=calls,
-                ratio=median / base if base and median is not None else None,
-                note=errors[m.name] or m.note,
+                median_s=statistics.median(blocks) if blocks else None,
+                min_s=min(blocks) if blocks else None,
+                reps=number * len(blocks),
+                ratio=None,
+                note=checked[m.name][0] or m.note,
+                blocks=blocks,
             )
         )
+    (base,) = (t for t in timings if t.method == case.baseline)
+    for t in timings:
+        t.ratio = paired_ratio(t, base)
     return timings
 
 
@@ -543,7 +927,7 @@ def fmt_ms(seconds: float | None) -> str:
 
 
 def print_case(case: Case, timings: Sequence[Timing], elapsed: float) -> None:
-    print(f"\n{case.title}   [{elapsed:.1f} s; ratio = median / median of {case.baseline}]")
+    print(f"\n{case.title}   [{elapsed:.1f} s; ratio: paired with {case.baseline}]")
     print(f"  {'method':<42}{'median ms':>11}{'min ms':>10}{'reps':>6}{'ratio':>8}  note")
     for t in timings:
         ratio = "-" if t.ratio is None else f"{t.ratio:.2f}"
@@ -673,14 +1057,20 @@ def ratio_goal(
     limit: float,
     most: bool,
 ) -> Goal:
-    """Goal on median(numerator) / min of median(denominators): `<= limit` if most, else `>=`."""
+    """Goal on the paired ratio of `numerator` to the denominator of the smallest median:
+    `<= limit` if most, else `>=`."""
     used = [timings.get(name) for name in (numerator, *denominators)]
-    medians = [t.median_s for t in used if t is not None and t.median_s is not None]
-    if len(medians) < len(used):
+    measured_used = [t for t in used if t is not None and t.median_s is not None]
+    if len(measured_used) < len(used):
         return Goal(device, text, "not measured", False)
-    value = medians[0] / min(medians[1:])
+    top, *others = measured_used
+    ratios = pairs(top, min(others, key=lambda t: cast(float, t.median_s)))
+    if not ratios:
+        return Goal(device, text, "not measured", False)
+    value = statistics.median(ratios)
     passed = value <= limit if most else value >= limit
-    measured = f"{value:.3f}x ({'<=' if most else '>='} {limit:g}x)"
+    rounds = f"{len(ratios)} round{'' if len(ratios) == 1 else 's'}"
+    measured = f"{value:.3f}x ({'<=' if most else '>='} {limit:g}x; {rounds})"
     if any(t.median_s > NOISY * t.min_s for t in used if t and t.median_s and t.min_s):
         measured += f"  [noisy: a median is over {NOISY:g}x its fastest call]"
     return Goal(device, text, measured, passed)
@@ -699,7 +1089,7 @@ def goals_for(
     # (text, case, numerator, denominators (the fastest counts), limit, numerator at most limit)
     specs = [
         *(
-            (f"{c.name}: auto / best of jacrev, jacfwd", c, AUTO, (JACREV, JACFWD), 1.2, True)
+            (f"{c.name}: auto / best of jacrev, jacfwd", c, AUTO, (JACREV, JACFWD), 1.05, True)
             for c in jac_cases
         ),
         (f"{first.name}: one-hot loop / auto", first, LOOP, (AUTO,), 10, False),
@@ -781,8 +1171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             per_sample_case(cfg, device),
         ]
         estimators = estimator_cases(args.quick, device)
+        no_graph = no_graph_cases(GRAPH_SIZES[args.quick], device)
+        graph = graph_cases(GRAPH_SIZES[args.quick], device)
         device_timings = []
-        for case in [*cases, *estimators]:
+        for case in [*cases, *estimators, *no_graph, *graph]:
             case_started = time.perf_counter()
             case_timings = time_case(case, cfg, device)
             print_case(case, case_timings, time.perf_counter() - case_started)
@@ -792,7 +1184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         timings += device_timings
         memory[str(device)] = rows
         goals += goals_for(str(device), cases, device_timings, rows)
-        goals += estimator_goals(str(device), estimators, device_timings)
+        goals += versus_goals(str(device), estimators, device_timings, ESTIMATOR_LIMIT)
+        goals += versus_goals(str(device), no_graph, device_timings, NO_GRAPH_LIMIT)
+        goals += versus_goals(str(device), graph, device_timings, GRAPH_LIMIT)
     print_goals(goals, args.quick)
     total = time.perf_counter() - started
     print(f"\ntotal time: {total:.1f} s")
