@@ -1,8 +1,9 @@
-"""Exact diagonals and traces of square Jacobians and Hessians: vecgrad.diagonal against
-torch.func."""
+"""Diagonals and traces of square Jacobians and Hessians: vecgrad.diagonal against torch.func,
+and hutchinson's trace and diagonal estimates against exact moments."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -394,6 +395,245 @@ def test_diagonal_of_a_function_that_calls_vecgrad() -> None:
     )
 
 
+# --- estimated traces and diagonals ---------------------------------------------------------------
+
+
+def signs(n: int) -> Tensor:
+    """All 2**n vectors of signs +-1, shape (2**n, n): every Rademacher probe, equally likely."""
+    return torch.tensor(list(itertools.product((-1.0, 1.0), repeat=n)), dtype=DTYPE)
+
+
+def every_probe(a: Tensor) -> tuple[Tensor, Tensor]:
+    """The estimates z * (A z) and z^T A z of every probe z: their exact distribution."""
+    z = signs(a.shape[0])
+    diagonal = z * (z @ a.T)
+    return diagonal, diagonal.sum(1)
+
+
+def diagonal_variance(a: Tensor) -> Tensor:
+    """The stated variance of (z * A z)_i: sum_{j != i} A_ij^2."""
+    return a.square().sum(1) - a.diagonal().square()
+
+
+def trace_variance(a: Tensor) -> float:
+    """The stated variance of z^T A z: sum_{i != j} (A_ij^2 + A_ij A_ji)."""
+    off = a - torch.diag(a.diagonal())
+    return float((off.square() + off * off.T).sum())
+
+
+def test_stated_moments_are_exact_over_every_probe() -> None:
+    # No randomness: the mean over all 2**n sign vectors is the expectation.
+    a = rand(6, 6)  # not symmetric
+    diagonal, trace = every_probe(a)
+    assert_close(diagonal.mean(0), a.diagonal())
+    centred = diagonal - a.diagonal()
+    covariance = centred.T @ centred / len(centred)
+    off = a - torch.diag(a.diagonal())
+    assert_close(covariance, off * off.T + torch.diag(diagonal_variance(a)))
+    assert_close(trace.mean(), a.trace())
+    assert_close(float(trace.var(unbiased=False)), trace_variance(a))
+    # 2 sum_{i != j} A_ij^2 holds for symmetric matrices only.
+    assert abs(trace_variance(a) - 2 * float(off.square().sum())) > 1
+    sym = a + a.T
+    assert_close(
+        float(every_probe(sym)[1].var(unbiased=False)),
+        2 * float((sym - torch.diag(sym.diagonal())).square().sum()),
+    )
+
+
+def exact_moments(samples: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean, variance and fourth central moment of the distribution of every probe's estimate."""
+    mean = samples.mean(0)
+    centred = samples - mean
+    return mean, centred.square().mean(0), centred.pow(4).mean(0)
+
+
+# A dense, non-symmetric Jacobian (the MLP) and a dense Hessian; no off-diagonal entry is zero.
+ESTIMATED = {"jacobian": JACOBIANS[1], "hessian": HESSIANS[0]}
+
+
+@pytest.mark.parametrize("kind", ["jacobian", "hessian"])
+@pytest.mark.parametrize("what", ["diagonal", "trace"])
+def test_estimates_are_unbiased_with_the_stated_variance(kind: str, what: str) -> None:
+    """Mean and spread of 20000 seeded estimates against the exact moments.
+
+    The mean of k estimates has standard error sqrt(var / k); the sample variance s^2 has
+    standard error sqrt((mu_4 - var^2) / k), with mu_4 the exact fourth central moment (from
+    every probe). By the central limit theorem a correct estimator lands outside 4.5 standard
+    errors with probability below 1e-5 per element; the seed fixes the draws, so the outcome is
+    the same on every run.
+    """
+    case = ESTIMATED[kind]
+    a = case.matrix()
+    diagonal, trace = every_probe(a)
+    exact = diagonal if what == "diagonal" else trace
+    mean, variance, fourth = exact_moments(exact)
+    assert_close(
+        variance,
+        diagonal_variance(a)
+        if what == "diagonal"
+        else torch.tensor(trace_variance(a), dtype=DTYPE),
+    )
+    k = 20_000
+    estimates = vg.hutchinson(
+        case.func,
+        case.x,
+        num_samples=k,
+        quantity=f"{kind}_{what}",
+        generator=torch.Generator().manual_seed(11),
+    )
+    assert estimates.shape == ((k, *case.x.shape) if what == "diagonal" else (k,))
+    estimates = estimates.reshape(k, -1) if what == "diagonal" else estimates
+    assert torch.all((estimates.mean(0) - mean).abs() < 4.5 * (variance / k).sqrt())
+    spread = estimates.var(0)
+    assert torch.all((spread - variance).abs() < 4.5 * ((fourth - variance**2) / k).sqrt())
+
+
+@pytest.mark.parametrize("kind", ["jacobian", "hessian"])
+def test_estimates_use_the_documented_probes(kind: str) -> None:
+    case = (
+        Square("2d", lambda t: torch.tanh(t @ M) * t, rand(2, 3))
+        if kind == "jacobian"
+        else Square("2d", lambda t: torch.logsumexp((t @ M).flatten(), 0), rand(2, 3), of="hessian")
+    )
+    a = case.matrix()
+    diag = vg.hutchinson(
+        case.func,
+        case.x,
+        num_samples=10,
+        quantity=f"{kind}_diagonal",
+        generator=torch.Generator().manual_seed(3),
+    )
+    trace = vg.hutchinson(
+        case.func,
+        case.x,
+        num_samples=10,
+        quantity=f"{kind}_trace",
+        generator=torch.Generator().manual_seed(3),
+    )
+    z = (2 * torch.randint(0, 2, (10, 2, 3), generator=torch.Generator().manual_seed(3)) - 1).to(
+        DTYPE
+    )
+    flat = z.reshape(10, 6)
+    assert_close(diag, (flat * (flat @ a.T)).reshape(10, 2, 3))
+    assert_close(trace, (flat * (flat @ a.T)).sum(1))
+    # A probe's diagonal estimate sums to its trace estimate.
+    assert_close(diag.sum((1, 2)), trace)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.elementwise], ids=str)
+def test_diagonal_matrices_give_estimates_without_variance(case: Square) -> None:
+    diag = vg.hutchinson(case.func, case.x, num_samples=4, quantity=f"{case.of}_diagonal")
+    assert_close(diag, case.diagonal().expand(4, *case.x.shape))
+    trace = vg.hutchinson(case.func, case.x, num_samples=4, quantity=f"{case.of}_trace")
+    assert_close(trace, case.diagonal().sum().expand(4))
+
+
+@pytest.mark.parametrize("quantity", ["jacobian_trace", "jacobian_diagonal", "hessian_diagonal"])
+@pytest.mark.parametrize("chunk_size", [1, 3, 16])
+def test_estimate_chunk_size_changes_nothing(quantity: str, chunk_size: int) -> None:
+    case = JACOBIANS[1] if quantity.startswith("jacobian") else HESSIANS[1]
+
+    def run(size: int | None) -> Tensor:
+        generator = torch.Generator().manual_seed(1)
+        return vg.hutchinson(
+            case.func,
+            case.x,
+            num_samples=10,
+            quantity=quantity,
+            chunk_size=size,
+            generator=generator,
+        )
+
+    assert_close(run(chunk_size), run(None))
+
+
+@pytest.mark.parametrize(
+    "quantity", ["jacobian_trace", "jacobian_diagonal", "hessian_trace", "hessian_diagonal"]
+)
+def test_estimates_are_differentiable_like_torch_func(quantity: str) -> None:
+    kind, what = quantity.split("_")
+    w, x = rand(5, 5).requires_grad_(), rand(5).requires_grad_()
+    func = field if kind == "jacobian" else energy
+    est = vg.hutchinson(
+        lambda t: func(w, t),
+        x,
+        num_samples=6,
+        quantity=quantity,
+        generator=torch.Generator().manual_seed(4),
+    )
+    got = torch.autograd.grad(est.square().sum(), (w, x))
+    z = (2 * torch.randint(0, 2, (6, 5), generator=torch.Generator().manual_seed(4)) - 1).to(DTYPE)
+
+    def ref(w_: Tensor, t: Tensor) -> Tensor:
+        if kind == "jacobian":
+            a = torch.func.jacfwd(lambda s: field(w_, s))(t)
+        else:
+            a = torch.func.hessian(lambda s: energy(w_, s))(t)
+        each = z * (z @ a.T)
+        return (each if what == "diagonal" else each.sum(1)).square().sum()
+
+    assert_close(got, torch.func.grad(ref, argnums=(0, 1))(w.detach(), x.detach()))
+
+
+def test_estimates_inside_vmap_and_grad() -> None:
+    w, xs = rand(5, 5), rand(3, 5)
+
+    def estimate(t: Tensor) -> Tensor:
+        generator = torch.Generator().manual_seed(5)
+        return vg.hutchinson(
+            lambda s: field(w, s),
+            t,
+            num_samples=4,
+            quantity="jacobian_diagonal",
+            generator=generator,
+        )
+
+    # The probes are drawn inside the vmapped function: one draw for every point.
+    batched = torch.func.vmap(estimate, randomness="same")(xs)
+    assert_close(batched, torch.stack([estimate(t) for t in xs]))
+    z = (2 * torch.randint(0, 2, (4, 5), generator=torch.Generator().manual_seed(5)) - 1).to(DTYPE)
+
+    def ref(t: Tensor) -> Tensor:
+        return (z * (z @ torch.func.jacfwd(lambda s: field(w, s))(t).T)).sum()
+
+    assert_close(torch.func.grad(lambda t: estimate(t).sum())(xs[0]), torch.func.grad(ref)(xs[0]))
+
+
+@pytest.mark.parametrize(
+    ("quantity", "func", "dtype", "expected"),
+    [
+        ("jacobian_trace", lambda t: t.float(), torch.float64, torch.float64),
+        ("jacobian_diagonal", lambda t: t.double(), torch.float32, torch.float64),
+        ("jacobian_diagonal", lambda t: t.half(), torch.float32, torch.float32),
+        ("hessian_diagonal", lambda t: t.double().pow(3).sum(), torch.float32, torch.float32),
+    ],
+)
+def test_estimate_dtype_is_promoted(
+    quantity: str, func: Func, dtype: torch.dtype, expected: torch.dtype
+) -> None:
+    assert (
+        vg.hutchinson(func, torch.randn(3).to(dtype), num_samples=2, quantity=quantity).dtype
+        == expected
+    )
+
+
+def test_estimates_of_no_elements() -> None:
+    x = torch.zeros(0, dtype=DTYPE)
+    for quantity, func in (
+        ("jacobian_trace", torch.sin),
+        ("jacobian_diagonal", torch.sin),
+        ("hessian_diagonal", torch.sum),
+    ):
+        est = vg.hutchinson(func, x, num_samples=2, quantity=quantity)
+        assert_close(
+            est,
+            torch.zeros(2, dtype=DTYPE)
+            if quantity.endswith("trace")
+            else torch.zeros(2, 0, dtype=DTYPE),
+        )
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 X = torch.randn(3)
@@ -522,3 +762,32 @@ def test_colors_batched_by_a_transform_are_refused() -> None:
         r"got a Tensor batched",
     ):
         torch.func.vmap(lambda t, c: vg.diagonal(torch.sin, t, colors=c))(torch.randn(2, 3), colors)
+
+
+@pytest.mark.parametrize("quantity", ["jacobian_trace", "jacobian_diagonal", "hessian_diagonal"])
+def test_estimators_of_one_input_refuse_tuples(quantity: str) -> None:
+    with pytest.raises(
+        TypeError,
+        match=rf"^vecgrad\.hutchinson: `inputs` must be one Tensor with quantity='{quantity}', "
+        r"whose elements index the square matrix; got a tuple of length 2\.",
+    ):
+        vg.hutchinson(lambda a, b: a * b, (X, X), num_samples=2, quantity=quantity)
+
+
+@pytest.mark.parametrize("quantity", ["jacobian_trace", "jacobian_diagonal"])
+def test_estimators_need_a_square_jacobian(quantity: str) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^vecgrad\.hutchinson: `func` must return a Tensor of the shape of `inputs`, "
+        rf"\(3,\), with quantity='{quantity}' \(a square Jacobian\); got shape \(\)\.",
+    ):
+        vg.hutchinson(torch.sum, X, num_samples=2, quantity=quantity)
+
+
+def test_hessian_diagonal_needs_a_scalar() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^vecgrad\.hutchinson: `func` must return a one-element Tensor \(a scalar\); "
+        r"got shape \(3,\)",
+    ):
+        vg.hutchinson(torch.sin, X, num_samples=2, quantity="hessian_diagonal")

@@ -129,6 +129,12 @@ CASES = [
     Case("hutchinson", ValueError, "num_samples", torch.sin, X, num_samples=0),
     Case("hutchinson", ValueError, "quantity", torch.sin, X, num_samples=1, quantity="trace"),
     Case("hutchinson", ValueError, "chunk_size", torch.sin, X, num_samples=1, chunk_size=0),
+    Case(
+        "hutchinson", TypeError, "inputs", torch.sin, (X,), num_samples=1, quantity="jacobian_trace"
+    ),
+    Case(
+        "hutchinson", ValueError, "func", torch.sum, X, num_samples=1, quantity="jacobian_diagonal"
+    ),
     Case("diagonal", TypeError, "func", 1, X),
     Case("diagonal", TypeError, "inputs", torch.sin, (X,)),
     Case("diagonal", TypeError, "of", torch.sin, X, of=None),

@@ -1,5 +1,5 @@
-"""Random estimates of Jacobian norms and Hessian traces from a few products, and exact
-diagonals and traces of square Jacobians and Hessians."""
+"""Traces and diagonals of square Jacobians and Hessians, exact or estimated from random probes,
+and estimates of squared Jacobian norms."""
 
 from __future__ import annotations
 
@@ -24,7 +24,15 @@ from vecgrad._checks import (
 )
 from vecgrad._compat import ensure_forward_ad
 
-_QUANTITIES = ("frobenius", "hessian_trace")
+_QUANTITIES = (
+    "frobenius",
+    "jacobian_trace",
+    "jacobian_diagonal",
+    "hessian_trace",
+    "hessian_diagonal",
+)
+# The quantities whose matrix is indexed by the elements of one input.
+_ONE_INPUT = ("jacobian_trace", "jacobian_diagonal", "hessian_diagonal")
 _OF = ("jacobian", "hessian")
 
 Estimate = Callable[..., Tensor]
@@ -88,19 +96,32 @@ def _frobenius(call: Call, num: int, generator: torch.Generator | None) -> tuple
     return estimate, _rademacher(num, output, generator)
 
 
-def _hessian_trace(
-    call: Call, num: int, generator: torch.Generator | None
+def _input_space(
+    call: Call, quantity: str, num: int, generator: torch.Generator | None
 ) -> tuple[Estimate, tuple[Tensor, ...]]:
-    r"""Single-probe estimate :math:`z^\top H z` of a probe ``z`` in input space."""
-    product = _hessian_product(call)
+    r"""Single-probe estimates :math:`z^\top A z` (traces) or :math:`z \odot A z` (diagonals).
 
-    def estimate(*z: Tensor) -> Tensor:
-        hz = product(*z)
+    :math:`A` is the Jacobian (one JVP per probe) or the Hessian (one HVP per probe), and the
+    probes ``z`` live in input space.
+    """
+    if quantity.startswith("hessian"):
+        product = _hessian_product(call)
+        # The output is checked before any probe is drawn.
+        scalar_output(call.func(*call.xs))
+    else:
+        product = _jacobian_product(call, f"with quantity={quantity!r}")
+
+    def trace(*z: Tensor) -> Tensor:
+        az = product(*z)
         return sum(
-            ((zi * hi).sum() for zi, hi in zip(z, hz, strict=True)), call.xs[0].new_zeros(())
+            ((zi * ai).sum() for zi, ai in zip(z, az, strict=True)), call.xs[0].new_zeros(())
         )
 
-    scalar_output(call.func(*call.xs))  # the output is checked before any probe is drawn
+    def diagonal(z: Tensor) -> Tensor:
+        (az,) = product(z)
+        return z * az
+
+    estimate = trace if quantity.endswith("trace") else diagonal
     return estimate, tuple(_rademacher(num, x, generator) for x in call.xs)
 
 
@@ -114,24 +135,29 @@ def hutchinson(
     chunk_size: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    r"""Hutchinson estimates of a squared Jacobian norm or a Hessian trace, one per probe.
+    r"""Random estimates of a squared Jacobian norm, or of a trace or diagonal, one per probe.
 
     Parameters
     ----------
     func : callable
-        Function returning a Tensor (a one-element Tensor for ``'hessian_trace'``); called as
-        ``func(inputs)`` for a Tensor and ``func(*inputs)`` for a tuple.
+        Function returning a Tensor: of the shape of ``inputs`` for ``'jacobian_trace'`` and
+        ``'jacobian_diagonal'`` (a square Jacobian), a one-element Tensor for
+        ``'hessian_trace'`` and ``'hessian_diagonal'``. Called as ``func(inputs)`` for a Tensor
+        and ``func(*inputs)`` for a tuple.
         It must not modify its inputs in place (that would change the caller's tensors).
     inputs : Tensor or tuple of Tensor
         Point at which the Jacobian or Hessian is taken; real floating-point dtypes. A tuple,
-        not a list, for several inputs, whose Jacobians (or Hessian blocks) all count.
+        not a list, for several inputs, whose Jacobians (or Hessian blocks) all count; only
+        ``'frobenius'`` and ``'hessian_trace'`` take a tuple, the other quantities one Tensor.
     num_samples : int
         Number :math:`k` of random probes, hence of estimates returned.
-    quantity : {'frobenius', 'hessian_trace'}, optional
-        ``'frobenius'`` (default) estimates the squared Frobenius norm of the Jacobian,
-        :math:`\lVert J\rVert_F^2 = \sum_{ij} J_{ij}^2`, from vector-Jacobian products;
-        ``'hessian_trace'`` the trace of the Hessian of a scalar ``func`` from Hessian-vector
-        products.
+    quantity : str, optional
+        What is estimated (table in the Notes): ``'frobenius'`` (default), the squared Frobenius
+        norm :math:`\lVert J\rVert_F^2 = \sum_{ij} J_{ij}^2` of the Jacobian, from
+        vector-Jacobian products; ``'jacobian_trace'``, the trace of a square Jacobian (the
+        divergence of a vector field), and ``'jacobian_diagonal'``, its diagonal, from
+        Jacobian-vector products; ``'hessian_trace'`` and ``'hessian_diagonal'``, the trace and
+        diagonal of the Hessian of a scalar ``func``, from Hessian-vector products.
     chunk_size : int, optional
         Largest number of probes whose products are computed at once, to bound memory; by
         default all ``num_samples``. The estimates do not depend on it.
@@ -142,51 +168,94 @@ def hutchinson(
     Returns
     -------
     Tensor
-        Shape ``(num_samples,)``: one unbiased estimate per probe. Their mean is the Hutchinson
-        estimate from :math:`k` probes and their standard deviation divided by :math:`\sqrt{k}`
-        its standard error. The dtype is the promoted one (:func:`torch.promote_types`) of
-        ``func``'s output and the inputs for ``'frobenius'`` (float64 inputs with a float32
-        output give float64), and of the inputs alone for ``'hessian_trace'``. Differentiable
-        with respect to ``inputs`` and the tensors ``func`` closes over, e.g. to train with the
-        penalty (see :ref:`differentiable`); the probes are constants.
+        One unbiased estimate per probe: shape ``(num_samples,)`` for ``'frobenius'`` and the
+        traces, ``(num_samples, *inputs.shape)`` for the diagonals. Their mean over the first
+        dimension is the estimate from :math:`k` probes and their standard deviation divided by
+        :math:`\sqrt{k}` its standard error. The dtype is the promoted one
+        (:func:`torch.promote_types`) of ``func``'s output and the inputs for ``'frobenius'``
+        and the Jacobian quantities (float64 inputs with a float32 output give float64), and of
+        the inputs alone for the Hessian quantities. Differentiable with respect to ``inputs``
+        and the tensors ``func`` closes over, e.g. to train with the penalty (see
+        :ref:`differentiable`); the probes are constants.
 
     Raises
     ------
     TypeError
         If ``func`` is not callable or does not return a real floating-point Tensor, if
-        ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, if
+        ``inputs`` is not a Tensor or a tuple of Tensors of real floating-point dtype, or is a
+        tuple with ``'jacobian_trace'``, ``'jacobian_diagonal'`` or ``'hessian_diagonal'``, if
         ``num_samples`` or ``chunk_size`` is not an int, ``quantity`` not a string, or
         ``generator`` neither None nor a :class:`torch.Generator`.
     ValueError
-        If ``func`` returns more than one element with ``quantity='hessian_trace'``, if
+        If ``func`` returns more than one element with a Hessian quantity, or a Tensor of
+        another shape than ``inputs`` with a Jacobian quantity other than ``'frobenius'``, if
         ``inputs`` is an empty tuple, %(meta)s, ``num_samples < 1``, ``quantity`` is unknown or
         ``chunk_size < 1``.
 
     Notes
     -----
-    For a symmetric matrix :math:`A` and a probe :math:`z` of independent signs :math:`\pm 1`
+    For a square matrix :math:`A` and a probe :math:`z` of independent signs :math:`\pm 1`
     (Rademacher), :math:`\mathbb{E}[z z^\top] = I`, so :math:`\mathbb{E}[z^\top A z] =
-    \operatorname{tr} A`. With :math:`A = J J^\top` and :math:`z` in output space, :math:`z^\top J
-    J^\top z = \lVert J^\top z\rVert^2` is one vector-Jacobian product, and
-    :math:`\operatorname{tr}(J J^\top) = \lVert J\rVert_F^2`. With :math:`A = H` and :math:`z` in
-    input space, :math:`z^\top H z` needs one Hessian-vector product, a forward-mode derivative of
-    the reverse-mode gradient. The variance of one estimate is :math:`2 \sum_{i \ne j} A_{ij}^2`
-    (zero for a diagonal :math:`A`), the smallest among probes of independent entries of mean zero
-    and variance one (Hutchinson, 1990); the mean of :math:`k` estimates has :math:`1/k` of it. The
-    products are vectorised over probes with :func:`torch.func.vmap`. For ``'frobenius'``, ``func``
-    is evaluated once; for ``'hessian_trace'``, once to check its output, then inside the
-    Hessian-vector products (once per chunk of probes). The probes are drawn all at once, before any
-    product, as ``2 * torch.randint(0, 2, (num_samples, *shape)) - 1`` on the generator's device,
-    with one draw per input (in order) for ``'hessian_trace'``. Random operations in ``func`` draw
-    once for all probes. For ``'hessian_trace'``, forward mode ignores :class:`torch.no_grad` inside
-    ``func``, as PyTorch's forward-mode AD does, where reverse mode holds what it computes constant;
-    use ``.detach()`` there to hold a value constant in every mode (see :ref:`differentiable`).
+    \operatorname{tr} A` (Hutchinson, 1990) and :math:`\mathbb{E}[z \odot A z] =
+    \operatorname{diag} A` (Bekas, Kokiopoulou and Saad, 2007), where :math:`\odot` multiplies
+    element by element. Each estimate needs one product :math:`A z` and never forms :math:`A`:
+
+    .. list-table::
+       :header-rows: 1
+
+       * - ``quantity``
+         - :math:`A`, probe space
+         - one estimate, from one
+         - variance of one estimate
+       * - ``'frobenius'``
+         - :math:`J J^\top`, output
+         - :math:`\lVert J^\top z\rVert^2`, VJP
+         - :math:`2 \sum_{i \ne j} A_{ij}^2`
+       * - ``'jacobian_trace'``
+         - :math:`J`, input
+         - :math:`z^\top J z`, JVP
+         - :math:`\sum_{i \ne j} (J_{ij}^2 + J_{ij} J_{ji})`
+       * - ``'jacobian_diagonal'``
+         - :math:`J`, input
+         - :math:`z \odot J z`, JVP
+         - element :math:`i`: :math:`\sum_{j \ne i} J_{ij}^2`
+       * - ``'hessian_trace'``
+         - :math:`H`, input
+         - :math:`z^\top H z`, HVP
+         - :math:`2 \sum_{i \ne j} H_{ij}^2`
+       * - ``'hessian_diagonal'``
+         - :math:`H`, input
+         - :math:`z \odot H z`, HVP
+         - element :math:`i`: :math:`\sum_{j \ne i} H_{ij}^2`
+
+    The variances follow from :math:`z^\top A z = \operatorname{tr} A + \sum_{i < j} (A_{ij} +
+    A_{ji}) z_i z_j` and :math:`(z \odot A z)_i = A_{ii} + \sum_{j \ne i} A_{ij} z_i z_j`, as
+    the products :math:`z_i z_j` of different pairs are uncorrelated with variance one; for a
+    symmetric :math:`A` the trace's is :math:`2 \sum_{i \ne j} A_{ij}^2`, the smallest among
+    probes of independent entries of mean zero and variance one. Elements :math:`i \ne l` of a
+    diagonal estimate have covariance :math:`A_{il} A_{li}`, and they sum to the trace estimate
+    of the same probe. All are zero for a diagonal :math:`A`; the mean of :math:`k` estimates
+    has :math:`1/k` of the variance. For exact traces and diagonals, at the cost of one product
+    per input element (or fewer, with structure), see :func:`diagonal`.
+
+    The products are vectorised over probes with :func:`torch.func.vmap`: :math:`H z` is a
+    forward-mode derivative of the reverse-mode gradient. For ``'frobenius'``, ``func`` is
+    evaluated once; for the Jacobian quantities, once per chunk of probes; for the Hessian
+    quantities, once to check its output, then once per chunk. The probes are drawn all at
+    once, before any product, as ``2 * torch.randint(0, 2, (num_samples, *shape)) - 1`` on the
+    generator's device, with one draw per input (in order) for ``'hessian_trace'``. Random
+    operations in ``func`` draw once for all probes with ``'frobenius'``, once per chunk of
+    probes otherwise. Forward mode (every quantity but ``'frobenius'``) ignores
+    :class:`torch.no_grad` inside ``func``, as PyTorch's forward-mode AD does, where reverse
+    mode holds what it computes constant; use ``.detach()`` there to hold a value constant in
+    every mode (see :ref:`differentiable`).
 
     See Also
     --------
+    diagonal : The exact diagonal (and so trace) of a square Jacobian or of a Hessian.
     jacobian : The exact Jacobian, whose squared entries sum to :math:`\lVert J\rVert_F^2`.
     hessian : The exact Hessian.
-    vjp, hvp : The products behind the two estimates.
+    vjp, jvp, hvp : The products behind the estimates.
 
     Examples
     --------
@@ -200,19 +269,28 @@ def hutchinson(
     >>> estimates = vg.hutchinson(lambda t: a @ t, x[:2], num_samples=8, generator=g)
     >>> estimates  # 14 + 12 z_1 z_2
     tensor([ 2.,  2., 26., 26., 26.,  2.,  2., 26.])
+    >>> g = torch.Generator().manual_seed(0)
+    >>> vg.hutchinson(lambda t: a @ t, x[:2], num_samples=4, quantity="jacobian_diagonal",
+    ...               generator=g)  # diag a = (1, 3) + (2 z_1 z_2, 0)
+    tensor([[-1.,  3.],
+            [-1.,  3.],
+            [ 3.,  3.],
+            [ 3.,  3.]])
     """
     call = Call(func, inputs)
     num_samples = positive_int("num_samples", num_samples)
     quantity = check_choice("quantity", quantity, _QUANTITIES)
     chunk_size = check_chunk_size(chunk_size)
     generator = check_generator(generator)
+    if quantity in _ONE_INPUT:
+        one_tensor(inputs, f" with quantity={quantity!r}")
     estimate, probes = (
         _frobenius(call, num_samples, generator)
         if quantity == "frobenius"
-        else _hessian_trace(call, num_samples, generator)
+        else _input_space(call, quantity, num_samples, generator)
     )
     zs = probes if isinstance(probes, tuple) else (probes,)
-    # Random operations in func draw once for all probes, as in one evaluation of func.
+    # Random operations in func draw once for all probes of a chunk, as in one evaluation.
     batched = torch.func.vmap(estimate, randomness="same")
     pieces = [
         batched(*(z[start:stop] for z in zs)) for start, stop in spans(num_samples, chunk_size)
@@ -324,11 +402,13 @@ def diagonal(
     The passes are vectorised with :func:`torch.func.vmap`; ``func`` is evaluated once per
     chunk of passes, and random operations in it draw once per chunk. Forward mode ignores
     :class:`torch.no_grad` inside ``func``, as PyTorch's forward-mode AD does; use
-    ``.detach()`` there to hold a value constant (see :ref:`differentiable`).
+    ``.detach()`` there to hold a value constant (see :ref:`differentiable`). For estimates from
+    a few passes whatever :math:`n`, see :func:`hutchinson` with ``quantity='jacobian_trace'``,
+    ``'jacobian_diagonal'``, ``'hessian_trace'`` or ``'hessian_diagonal'``.
 
     See Also
     --------
-    hutchinson : Unbiased random estimates of a Hessian's trace.
+    hutchinson : Unbiased random estimates of the same traces and diagonals.
     jacobian, hessian : The whole matrices.
     jvp, hvp : The products of one pass.
 
