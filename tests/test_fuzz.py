@@ -47,6 +47,8 @@ CALLS_PER_FUNCTION = {
     "per_sample_grads": 45,
     "loss_jacobian": 45,
     "time_call": 12,
+    # Last, so that the calls drawn for the functions above stay those they were.
+    "diagonal": 120,
 }
 TOTAL_CALLS = sum(CALLS_PER_FUNCTION.values())
 
@@ -834,6 +836,98 @@ def _global_state(seed: int) -> Tensor:
     return torch.Generator().manual_seed(seed).get_state()
 
 
+def _colors(g: Gen, xs: tuple[Tensor, ...] | None) -> Arg:
+    """``colors`` for vecgrad.diagonal: None, good (shaped like the input, or flat), or bad."""
+    form = g.choice(["none"] * 6 + ["good"] * 4 + ["flat"] * 2 + ["float", "shape", "list", "meta"])
+    shape = tuple(xs[0].shape) if xs else (3,)
+    numel = math.prod(shape)
+    if form == "none":
+        return Arg(None, "None")
+    if form in ("good", "flat"):
+        colors = torch.randint(0, 3, shape if form == "good" else (numel,), generator=g.gen)
+        return Arg(colors, f"{form} colors {colors.tolist()}")
+    bad = {
+        "float": lambda: torch.zeros(shape),
+        "shape": lambda: torch.zeros(numel + 1, dtype=torch.long),
+        "list": lambda: [0] * numel,
+        "meta": lambda: torch.zeros(shape, dtype=torch.long, device="meta"),
+    }[form]()
+    return Arg(bad, f"{form} colors", True)
+
+
+def gen_diagonal(g: Gen, name: str) -> Case:
+    inputs, xs = g.inputs()
+    of = g.choice(["jacobian"] * 6 + ["hessian"] * 5 + ["laplacian"])
+    func = g.func(scalar=of == "hessian")
+    elementwise = g.choice([False] * 8 + [True] * 4 + [1])
+    colors = _colors(g, xs)
+    chunk = g.chunk_size()
+    must = (
+        inputs.bad
+        or isinstance(inputs.value, tuple)  # one Tensor only
+        or func.bad_output
+        or func.grad_inside
+        or of not in ("jacobian", "hessian")
+        or not isinstance(elementwise, bool)
+        or colors.bad
+        or (elementwise is True and colors.value is not None)
+        or chunk.bad
+    )
+    if of == "hessian":
+        must = must or _scalar_output_bad(func, xs)
+    elif of == "jacobian" and _float_inputs(xs):
+        assert xs is not None
+        out = _valid_output(func, xs)
+        must = must or (out is not None and out.shape != xs[0].shape)
+    text = (
+        f"diagonal({func!r}, {inputs!r}, of={of!r}, elementwise={elementwise!r}, "
+        f"colors={colors!r}, chunk_size={chunk!r})"
+    )
+
+    def run() -> Any:
+        return vg.diagonal(
+            func.call,
+            inputs.value,
+            of=of,
+            elementwise=elementwise,
+            colors=colors.value,
+            chunk_size=chunk.value,
+        )
+
+    def check(result: Any) -> str | None:
+        if not _float_inputs(xs) or func.random:
+            return None
+        assert xs is not None
+        x = xs[0]
+        out = _valid_output(func, xs)
+        if out is None:
+            return None
+        want_dtype = torch.promote_types(out.dtype, x.dtype) if of == "jacobian" else x.dtype
+        problem = check_dtypes(result, [want_dtype], name)
+        if problem:
+            return problem
+        # Whatever the colours, element i is the sum of row i over the columns of i's colour.
+        n = x.numel()
+        if colors.value is not None:
+            groups = colors.value.reshape(-1)
+        elif elementwise:
+            groups = torch.zeros(n, dtype=torch.long)
+        else:
+            groups = torch.arange(n)
+        same = (groups[:, None] == groups[None, :]).to(torch.float64)
+        x64 = as64(xs)[0]
+        if of == "jacobian":
+            full = reference(lambda: torch.func.jacfwd(func.call)(x64))
+        else:
+            full = reference(lambda: torch.func.hessian(lambda t: func.call(t).reshape(()))(x64))
+        if full is None:
+            return None
+        want = (full.double().reshape(n, n) * same).sum(1).reshape(x.shape)
+        return compare(result, want, (x.dtype, out.dtype), name)
+
+    return Case(name, text, run, bool(must), check, guarded=list(xs or ()))
+
+
 def gen_numerical(g: Gen, name: str) -> Case:
     inputs, xs = g.inputs()
     func = g.func()
@@ -1153,6 +1247,7 @@ GENERATORS: dict[str, Callable[[Gen, str], Case]] = {
     "per_sample_grads": gen_per_sample,
     "loss_jacobian": gen_loss_jacobian,
     "time_call": gen_time_call,
+    "diagonal": gen_diagonal,
 }
 
 
@@ -1326,6 +1421,25 @@ SWEEP: dict[str, tuple[bool, Callable[..., Any]]] = {
         lambda f, x, v: vg.hutchinson(f, x, num_samples=2, quantity="hessian_trace"),
     ),
     "numerical_jacobian": (False, lambda f, x, v: vg.numerical_jacobian(f, x)),
+    **{
+        f"hutchinson-{q}": (
+            q.startswith("hessian"),
+            partial(lambda q, f, x, v: vg.hutchinson(f, x, num_samples=2, quantity=q), q),
+        )
+        for q in ("jacobian_trace", "jacobian_diagonal", "hessian_diagonal")
+    },
+    **{
+        f"diagonal-{of}-{route}": (
+            of == "hessian",
+            partial(lambda of, kw, f, x, v: vg.diagonal(f, x, of=of, **kw), of, kwargs),
+        )
+        for of in ("jacobian", "hessian")
+        for route, kwargs in (
+            ("default", {}),
+            ("elementwise", {"elementwise": True}),
+            ("colors", {"colors": torch.tensor([[0, 1, 0], [1, 0, 1]])}),
+        )
+    },
 }
 WHERE = ("output", "inputs", "v")
 

@@ -129,6 +129,24 @@ CASES = [
     Case("hutchinson", ValueError, "num_samples", torch.sin, X, num_samples=0),
     Case("hutchinson", ValueError, "quantity", torch.sin, X, num_samples=1, quantity="trace"),
     Case("hutchinson", ValueError, "chunk_size", torch.sin, X, num_samples=1, chunk_size=0),
+    Case(
+        "hutchinson", TypeError, "inputs", torch.sin, (X,), num_samples=1, quantity="jacobian_trace"
+    ),
+    Case(
+        "hutchinson", ValueError, "func", torch.sum, X, num_samples=1, quantity="jacobian_diagonal"
+    ),
+    Case("diagonal", TypeError, "func", 1, X),
+    Case("diagonal", TypeError, "inputs", torch.sin, (X,)),
+    Case("diagonal", TypeError, "of", torch.sin, X, of=None),
+    Case("diagonal", TypeError, "elementwise", torch.sin, X, elementwise="yes"),
+    Case("diagonal", TypeError, "colors", torch.sin, X, colors=X),
+    Case("diagonal", TypeError, "chunk_size", torch.sin, X, chunk_size=1.0),
+    Case("diagonal", ValueError, "func", torch.sum, X),
+    Case("diagonal", ValueError, "inputs", torch.sin, META),
+    Case("diagonal", ValueError, "of", torch.sin, X, of="laplacian"),
+    Case("diagonal", ValueError, "elementwise", torch.sin, X, elementwise=True, colors=X.long()),
+    Case("diagonal", ValueError, "colors", torch.sin, X, colors=X[:2].long()),
+    Case("diagonal", ValueError, "chunk_size", torch.sin, X, chunk_size=0),
     Case("time_call", TypeError, "fn", 1),
     Case("time_call", TypeError, "min_run_time", print, min_run_time="1"),
     Case("time_call", TypeError, "num_threads", print, num_threads=1.0),

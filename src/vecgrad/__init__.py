@@ -1,6 +1,6 @@
 """Jacobians, vector-Jacobian and Jacobian-vector products in PyTorch."""
 
-from vecgrad.estimators import hutchinson
+from vecgrad.estimators import diagonal, hutchinson
 from vecgrad.hessians import hessian, hvp
 from vecgrad.jacobians import batch_jacobian, jacobian
 from vecgrad.numerical import numerical_jacobian
@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "batch_jacobian",
+    "diagonal",
     "hessian",
     "hutchinson",
     "hvp",

@@ -159,6 +159,67 @@ def check_chunk_size(value: object) -> int | None:
     return None if value is None else positive_int("chunk_size", value, "None or a positive int")
 
 
+def one_tensor(value: object, context: str) -> Tensor:
+    """Refuse ``inputs`` that is not one Tensor, for a trace or diagonal (``context`` says which).
+
+    Several inputs would index the matrix by pairs of (input, element), a structure no result
+    of these functions has; the caller can concatenate them instead.
+    """
+    if isinstance(value, Tensor):
+        return value
+    expected = f"`inputs` must be one Tensor{context}, whose elements index the square matrix"
+    if not isinstance(value, (tuple, list)):
+        raise BadType(f"{expected}; got {type(value).__name__}.")
+    raise BadType(
+        f"{expected}; got a {type(value).__name__} of length {len(value)}. Concatenate "
+        "several inputs into one Tensor, or hold all but one fixed in a closure."
+    )
+
+
+def square_output(output: Tensor, like: Tensor, context: str) -> Tensor:
+    """Check that ``output`` has the shape of the input ``like``: the Jacobian is square."""
+    if output.shape != like.shape:
+        raise BadValue(
+            f"`func` must return a Tensor of the shape of `inputs`, {fmt_shape(like.shape)}, "
+            f"{context} (a square Jacobian); got shape {fmt_shape(output.shape)}."
+        )
+    return output
+
+
+def diagonal_colors(colors: object, elementwise: bool, like: Tensor) -> Tensor | None:
+    """The colour of each element of ``like``, flattened; None when every element is its own.
+
+    ``elementwise`` is the case of a single colour. Colours are plain integers fixed for the
+    whole call: their values decide which passes are made, so they cannot be batched or
+    differentiated by a torch.func transform. They are moved to ``like``'s device.
+    """
+    if colors is None:
+        if not elementwise:
+            return None
+        return torch.zeros(like.numel(), dtype=torch.long, device=like.device)
+    colors = check_tensor("colors", colors)
+    if colors.dtype.is_floating_point or colors.dtype.is_complex or colors.dtype == torch.bool:
+        raise BadType(f"`colors` must have an integer dtype; got {colors.dtype}.")
+    if elementwise:
+        raise BadValue(
+            "`elementwise` must be False when `colors` is given (elementwise=True is the case "
+            "of one colour for every element); got True."
+        )
+    flat = (like.numel(),)
+    if colors.shape not in (like.shape, flat):
+        also = "" if like.shape == flat else f", or {fmt_shape(flat)}"
+        raise BadValue(
+            f"`colors` must have the shape of `inputs`, {fmt_shape(like.shape)}{also}; "
+            f"got {fmt_shape(colors.shape)}."
+        )
+    if in_transform(colors):
+        raise BadValue(
+            "`colors` must be a plain Tensor, fixed for the whole call; got a Tensor batched or "
+            "differentiated by a torch.func transform. Close over the colours instead."
+        )
+    return colors.reshape(-1).to(like.device)
+
+
 def common_batch_size(tensors: Sequence[tuple[str, Tensor]]) -> int:
     """Check that every named tensor has a leading batch dimension of one size; return it."""
     for name, x in tensors:
