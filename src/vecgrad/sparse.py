@@ -312,9 +312,11 @@ def color_jacobian(
     they reach the lower bound on bands, block diagonals and 5-point and 9-point stencils.
     When they do not, a Jones-Plassmann greedy colouring with largest-first priorities (ties
     broken by a permutation from a fixed seed) is tried as well, unless the lower bound is
-    above 256, and the colouring with fewer colours is kept. Every colouring is checked on the
-    whole pattern. The work is a few passes over the nonzeros per colouring tried, and one
-    sort of them for ``'reverse'`` and ``'auto'``; the greedy colouring takes one pass per round.
+    above 256, and the colouring with fewer colours is kept. Modular candidates are found on a
+    sample of the pattern and each is checked on the whole of it. The work is a few passes over
+    the nonzeros per candidate (after one sort, for a sparse COO pattern that is not coalesced);
+    the greedy colouring takes a pass per round, and at least ``lower_bound`` rounds.
+    ``'auto'`` colours both ways.
 
     See Also
     --------
