@@ -49,6 +49,9 @@ CALLS_PER_FUNCTION = {
     "time_call": 12,
     # Last, so that the calls drawn for the functions above stay those they were.
     "diagonal": 120,
+    "color_jacobian": 60,
+    "sparse_jacobian": 90,
+    "jacobian_sparsity": 45,
 }
 TOTAL_CALLS = sum(CALLS_PER_FUNCTION.values())
 
@@ -1234,6 +1237,173 @@ def gen_time_call(g: Gen, name: str) -> Case:
     return Case(name, text, run, bool(must), check)
 
 
+def _pattern(g: Gen, shape: tuple[int, ...], truth: Tensor | None) -> Arg:
+    """A sparsity pattern of ``shape``: the true one, all True, random, in a random layout, or bad.
+
+    ``truth`` is where the Jacobian is nonzero (None when unknown: then a random pattern).
+    """
+    form = g.choice(["true"] * 5 + ["full"] * 2 + ["random"] * 3 + ["float", "shape", "meta"])
+    if form == "float":
+        return Arg(torch.ones(shape), "float pattern", True)
+    if form == "shape":
+        return Arg(torch.ones((*shape, 2), dtype=torch.bool), "pattern of the wrong shape", True)
+    if form == "meta":
+        return Arg(torch.ones(shape, dtype=torch.bool, device="meta"), "meta pattern", True)
+    if form == "true" and truth is not None:
+        pattern = truth.clone()
+    elif form == "full":
+        pattern = torch.ones(shape, dtype=torch.bool)
+    else:
+        # Extra entries on top of the true ones: a pattern that misses a structural nonzero
+        # gives wrong values by design (sparse_jacobian's docstring), so none is drawn.
+        pattern = torch.rand(shape, generator=g.gen) < 0.4
+        if truth is not None:
+            pattern |= truth
+    layout = g.choice(["dense"] * 3 + ["coo"] + (["csr"] if len(shape) == 2 else []))
+    convert = {"dense": Tensor.clone, "coo": Tensor.to_sparse, "csr": Tensor.to_sparse_csr}
+    return Arg(convert[layout](pattern), f"{form} {layout} pattern {tuple(shape)}")
+
+
+def _true_pattern(func: Func, xs: tuple[Tensor, ...] | None) -> Tensor | None:
+    """Where ``func``'s Jacobian is nonzero at float64 copies of ``xs`` (one input), or None."""
+    if not _float_inputs(xs) or xs is None or len(xs) != 1 or func.bad_output or func.random:
+        return None
+    jac = reference(lambda: torch.func.jacrev(func.call)(as64(xs)[0]))
+    return None if not isinstance(jac, Tensor) else jac != 0
+
+
+def _valid_coloring(coloring: Any) -> str | None:
+    """No two rows (reverse) or columns (forward) of one colour share a nonzero of the pattern."""
+    pattern = coloring.sparsity.to_dense()
+    n_in = math.prod(coloring.input_shape)
+    matrix = pattern.reshape(math.prod(coloring.output_shape), n_in)
+    colors = coloring.colors.reshape(-1)
+    if coloring.mode == "reverse":
+        matrix = matrix.T
+    for c in range(coloring.num_colors):
+        chosen = matrix[:, colors == c]
+        if bool((chosen.sum(1) > 1).any()):
+            return f"color_jacobian: colour {c} holds two {coloring.mode} neighbours"
+    if bool((colors[matrix.any(0)] < 0).any()):
+        return "color_jacobian: a nonempty column or row has no colour"
+    return None
+
+
+def gen_color_jacobian(g: Gen, name: str) -> Case:
+    shape = g.choice([(3, 4), (5, 5), (2, 3, 4), (4,), (0, 3), (6, 2)])
+    sparsity = _pattern(g, shape, None)
+    if sparsity.text == "pattern of the wrong shape":  # any shape is some Jacobian's pattern
+        sparsity.bad = False
+    strategy = g.strategy(("auto", "forward", "reverse"))
+    input_ndim = g.choice([1] * 6 + [2] + [0, 5, -1, 1.0])
+    ndim = sparsity.value.dim()
+    bad_ndim = type(input_ndim) is not int or not 0 <= input_ndim <= ndim
+    must = sparsity.bad or strategy.bad or bad_ndim
+    text = f"color_jacobian({sparsity!r}, strategy={strategy!r}, input_ndim={input_ndim!r})"
+
+    def run() -> Any:
+        return vg.color_jacobian(sparsity.value, strategy=strategy.value, input_ndim=input_ndim)
+
+    return Case(name, text, run, bool(must), _valid_coloring)
+
+
+def gen_sparse_jacobian(g: Gen, name: str) -> Case:
+    inputs, xs = g.inputs()
+    func = g.func()
+    out = _valid_output(func, xs) if _float_inputs(xs) else None
+    truth = _true_pattern(func, xs)
+    if xs is not None and out is not None:
+        sparsity = _pattern(g, tuple(out.shape) + tuple(xs[0].shape), truth)
+    else:
+        sparsity = _pattern(g, (3, 3), None)
+    reuse = g.choice([False] * 3 + [True]) and not sparsity.bad
+    strategy = g.strategy(("auto", "forward", "reverse"))
+    chunk = g.chunk_size()
+    must = (
+        inputs.bad
+        or isinstance(inputs.value, tuple)  # one Tensor only
+        or func.bad_output
+        or func.grad_inside
+        or sparsity.bad
+        or strategy.bad
+        or chunk.bad
+        or (xs is not None and out is not None and truth is None and not func.random)
+    )
+    if xs is not None and out is None and _float_inputs(xs) and not func.bad_output:
+        must = must or not func.random
+    text = (
+        f"sparse_jacobian({func!r}, {inputs!r}, sparsity={sparsity!r}"
+        f"{' as a colouring' if reuse else ''}, strategy={strategy!r}, chunk_size={chunk!r})"
+    )
+
+    def run() -> Any:
+        pattern = sparsity.value
+        if reuse:
+            x = inputs.value if isinstance(inputs.value, Tensor) else None
+            pattern = vg.color_jacobian(pattern, input_ndim=max(x.dim(), 1) if x is not None else 1)
+        return vg.sparse_jacobian(
+            func.call,
+            inputs.value,
+            sparsity=pattern,
+            strategy=strategy.value,
+            chunk_size=chunk.value,
+        )
+
+    def check(result: Any) -> str | None:
+        if truth is None or xs is None or out is None or not isinstance(result, Tensor):
+            return None
+        if result.layout != torch.sparse_coo:
+            return f"sparse_jacobian returned layout {result.layout}"
+        want_dtype = torch.promote_types(out.dtype, xs[0].dtype)
+        problem = check_dtypes(result.to_dense(), [want_dtype], name)
+        if problem:
+            return problem
+        mask = sparsity.value.to_dense().to(torch.float64)
+        want = reference(lambda: torch.func.jacrev(func.call)(as64(xs)[0]))
+        if want is None:
+            return None
+        return compare(result.to_dense(), want * mask, (xs[0].dtype, out.dtype), name)
+
+    return Case(name, text, run, bool(must), check, guarded=list(xs or ()))
+
+
+def gen_jacobian_sparsity(g: Gen, name: str) -> Case:
+    inputs, xs = g.inputs()
+    func = g.func()
+    num_points = g.choice([3] * 5 + [1, 2] + [0, -1, 2.0, None])
+    chunk = g.chunk_size()
+    bad_points = type(num_points) is not int or num_points < 1
+    must = (
+        inputs.bad
+        or isinstance(inputs.value, tuple)
+        or func.bad_output
+        or func.grad_inside
+        or bad_points
+        or chunk.bad
+    )
+    text = (
+        f"jacobian_sparsity({func!r}, {inputs!r}, num_points={num_points!r}, chunk_size={chunk!r})"
+    )
+
+    def run() -> Any:
+        return vg.jacobian_sparsity(
+            func.call, inputs.value, num_points=num_points, chunk_size=chunk.value
+        )
+
+    def check(result: Any) -> str | None:
+        truth = _true_pattern(func, xs)
+        if truth is None or not isinstance(result, Tensor):
+            return None
+        found = result.to_dense()
+        if found.shape != truth.shape or found.dtype != torch.bool:
+            return f"jacobian_sparsity: {found.dtype} {tuple(found.shape)}, want bool {truth.shape}"
+        COMPARED[0] += 1
+        # The probes include the point itself: every nonzero there is in the pattern.
+        return None if bool((truth <= found).all()) else "jacobian_sparsity missed a nonzero"
+
+    return Case(name, text, run, bool(must), check, guarded=list(xs or ()))
+
+
 GENERATORS: dict[str, Callable[[Gen, str], Case]] = {
     "jacobian": gen_jacobian,
     "batch_jacobian": gen_jacobian,
@@ -1248,6 +1418,9 @@ GENERATORS: dict[str, Callable[[Gen, str], Case]] = {
     "loss_jacobian": gen_loss_jacobian,
     "time_call": gen_time_call,
     "diagonal": gen_diagonal,
+    "color_jacobian": gen_color_jacobian,
+    "sparse_jacobian": gen_sparse_jacobian,
+    "jacobian_sparsity": gen_jacobian_sparsity,
 }
 
 
@@ -1344,7 +1517,9 @@ def test_fuzz(name: str, outcomes: list[Outcome]) -> None:
 
 
 def test_every_public_function_is_fuzzed() -> None:
-    assert sorted(CALLS_PER_FUNCTION) == sorted(vg.__all__)
+    """Every public function; the one public class, JacobianColoring, comes from color_jacobian."""
+    functions = [name for name in vg.__all__ if not isinstance(getattr(vg, name), type)]
+    assert sorted(CALLS_PER_FUNCTION) == sorted(functions)
 
 
 def test_cases_are_deterministic() -> None:

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The public modules of the package: those whose names do not start with an underscore.
 MODULES = sorted(m.name for m in pkgutil.iter_modules(vg.__path__) if not m.name.startswith("_"))
 SECTIONS = ("Parameters", "Returns", "Raises", "Notes", "See Also", "Examples")
+# A public class (a result, like JacobianColoring) documents its attributes instead.
+CLASS_SECTIONS = ("Attributes", "Notes", "See Also", "Examples")
 
 
 def test_all_is_sorted_and_exports_every_public_function() -> None:
@@ -27,7 +29,7 @@ def test_all_is_sorted_and_exports_every_public_function() -> None:
         name
         for module in MODULES
         for name, obj in vars(importlib.import_module(f"vecgrad.{module}")).items()
-        if inspect.isfunction(obj)
+        if (inspect.isfunction(obj) or inspect.isclass(obj))
         and obj.__module__ == f"vecgrad.{module}"
         and not name.startswith("_")
     }
@@ -37,8 +39,9 @@ def test_all_is_sorted_and_exports_every_public_function() -> None:
 
 @pytest.mark.parametrize("name", vg.__all__)
 def test_public_name_is_documented(name: str) -> None:
-    doc = getattr(vg, name).__doc__ or ""
-    for section in SECTIONS:
+    obj = getattr(vg, name)
+    doc = obj.__doc__ or ""
+    for section in CLASS_SECTIONS if inspect.isclass(obj) else SECTIONS:
         assert f"\n    {section}\n    ---" in doc, section
     # Listed in the API reference, which builds its page.
     assert re.search(rf"^   {name}$", (ROOT / "docs" / "api.rst").read_text(), re.M)

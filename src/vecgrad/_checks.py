@@ -356,3 +356,122 @@ def trainable_params(model: nn.Module) -> dict[str, Tensor]:
     wrapper does not report the ``requires_grad`` of the tensor inside.
     """
     return {name: p for name, p in model.named_parameters() if p.requires_grad or in_transform(p)}
+
+
+# Sparse Jacobians: patterns, colourings and their inputs.
+
+_PATTERN_LAYOUTS = (torch.strided, torch.sparse_coo, torch.sparse_csr)
+
+
+def single_input(value: object) -> None:
+    """Refuse ``inputs`` that are not one Tensor: a sparsity pattern covers a single input."""
+    if isinstance(value, (tuple, list)):
+        raise BadType(
+            f"`inputs` must be one Tensor; got a {type(value).__name__} of {len(value)}. "
+            "Concatenate them, e.g. torch.cat([x.flatten() for x in inputs]), and split the "
+            "result inside func: a sparsity pattern covers the elements of one input."
+        )
+
+
+def sparsity_pattern(value: object, coloring: type | None = None) -> Tensor:
+    """Check a sparsity pattern: a bool Tensor, strided, sparse COO or 2-D sparse CSR.
+
+    ``coloring`` is the class also accepted (its instances are checked elsewhere), for the
+    message.
+    """
+    expected = "a bool Tensor" + ("" if coloring is None else f" or a {coloring.__name__}")
+    if not isinstance(value, Tensor):
+        raise BadType(f"`sparsity` must be {expected}; got {type(value).__name__}.")
+    if value.layout not in _PATTERN_LAYOUTS:
+        raise BadType(
+            "`sparsity` must be a strided, sparse COO or sparse CSR Tensor; got layout "
+            f"{value.layout}. Convert it with .to_sparse()."
+        )
+    if value.is_meta:
+        raise BadValue("`sparsity` must hold values; got a Tensor on the meta device.")
+    if value.dtype != torch.bool:
+        raise BadType(
+            "`sparsity` must have dtype torch.bool, True where the Jacobian may be nonzero; "
+            f"got {value.dtype}. Pass `pattern != 0`."
+        )
+    if value.layout != torch.strided and value.dense_dim() > 0:
+        raise BadValue(
+            "`sparsity` must have sparse dimensions only; got a hybrid sparse Tensor with "
+            f"dense_dim() = {value.dense_dim()}."
+        )
+    if value.layout == torch.sparse_csr and value.dim() != 2:
+        raise BadValue(
+            f"`sparsity` must be 2-D when sparse CSR; got {value.dim()} dimensions. Use a "
+            "sparse COO Tensor (.to_sparse_coo())."
+        )
+    return value
+
+
+def check_input_ndim(value: object, ndim: int) -> int:
+    """Check ``input_ndim``: how many trailing dimensions of ``sparsity`` are the input's."""
+    expected = f"an int from 0 to sparsity.dim() = {ndim}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadType(f"`input_ndim` must be {expected}; got {type(value).__name__}.")
+    if not 0 <= value <= ndim:
+        raise BadValue(f"`input_ndim` must be {expected}; got {value}.")
+    return value
+
+
+def pattern_for_input(shape: Sequence[int], input_shape: Sequence[int]) -> None:
+    """Check that a pattern of ``shape`` ends in the input's shape."""
+    k = len(input_shape)
+    if len(shape) < k or tuple(shape[len(shape) - k :]) != tuple(input_shape):
+        raise BadValue(
+            "`sparsity` must have shape func(inputs).shape + inputs.shape, ending in "
+            f"{fmt_shape(input_shape)}; got {fmt_shape(shape)}."
+        )
+
+
+def pattern_for_output(
+    pattern_output: Sequence[int], output: Sequence[int], input_shape: Sequence[int]
+) -> None:
+    """Check that the output ``func`` returned has the shape the pattern was made for."""
+    if tuple(pattern_output) != tuple(output):
+        expected = fmt_shape((*output, *input_shape))
+        got = fmt_shape((*pattern_output, *input_shape))
+        raise BadValue(
+            f"`sparsity` must have shape func(inputs).shape + inputs.shape = {expected}; got {got}."
+        )
+
+
+def coloring_for(
+    mode: str, coloring_input: Sequence[int], input_shape: Sequence[int], strategy: str
+) -> None:
+    """Check that a reused colouring fits ``inputs`` and ``strategy``."""
+    if tuple(coloring_input) != tuple(input_shape):
+        raise BadValue(
+            f"`sparsity` must be a colouring for inputs of shape {fmt_shape(input_shape)}; "
+            f"got one for shape {fmt_shape(coloring_input)}."
+        )
+    if strategy not in ("auto", mode):
+        raise BadValue(
+            f"`strategy` must be 'auto' or the colouring's mode {mode!r} when `sparsity` is a "
+            f"colouring; got {strategy!r}."
+        )
+
+
+def coloring_fields(valid: bool, reason: str) -> None:
+    """Refuse a colouring that :func:`vecgrad.color_jacobian` did not make and is not valid."""
+    if not valid:
+        raise BadValue(
+            "`sparsity` must be a colouring made by vecgrad.color_jacobian; got a "
+            f"JacobianColoring built otherwise, {reason}."
+        )
+
+
+def not_transformed(name: str, transformed: bool, function: str) -> None:
+    """Refuse to run inside torch.func transforms, where sparse results cannot exist."""
+    if transformed:
+        what = "inputs" if name == "inputs" else "tensors it closes over"
+        raise BadValue(
+            f"`{name}` must not be transformed by torch.func (vmap, grad, jacrev, jvp, ...): "
+            f"{function} builds a sparse Tensor, which these transforms cannot batch or "
+            f"wrap; got {what} under a transform. Call {function} outside the transform "
+            "(its results carry the autograd graph), or use vecgrad.jacobian, which gives a "
+            "dense Jacobian inside one."
+        )

@@ -218,6 +218,15 @@ def _random_state(xs: tuple[Tensor, ...]) -> Callable[[], None]:
     return restore
 
 
+def _probe(func: Func, xs: tuple[Tensor, ...]) -> Tensor:
+    """``func(*xs)`` for its shape alone: a plain evaluation, no graph, the random state kept."""
+    restore = _random_state(xs)
+    with torch.no_grad():
+        output = func(*xs)
+    restore()
+    return output
+
+
 def _jacobian(
     func: Func, xs: tuple[Tensor, ...], strategy: str, chunk_size: int | None, batch: int | None
 ) -> tuple[Tensor, ...]:
@@ -233,17 +242,15 @@ def _jacobian(
     """
     in_shapes = [_rows(x, batch) for x in xs]
     if strategy == "auto":
-        restore = _random_state(xs)
         if batch is not None or sum(math.prod(s) for s in in_shapes) >= _REUSED_PROBE_INPUTS:
+            restore = _random_state(xs)
             output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(func, *xs))
             if not _forward_wins(_rows(output, batch), in_shapes, batch):
                 return _reverse(output, vjp_fn, xs, chunk_size, batch)
             restore()
             return _forward(func, xs, chunk_size, batch)
-        with torch.no_grad():
-            probe = func(*xs)
-        restore()
-        strategy = "forward" if _forward_wins(_rows(probe, batch), in_shapes, batch) else "reverse"
+        wins = _forward_wins(_rows(_probe(func, xs), batch), in_shapes, batch)
+        strategy = "forward" if wins else "reverse"
     if strategy == "forward":
         return _forward(func, xs, chunk_size, batch)
     output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(func, *xs))

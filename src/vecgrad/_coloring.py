@@ -1,0 +1,360 @@
+"""Distance-2 colourings of a sparsity pattern's columns, vectorised (no loop over columns).
+
+A pattern is given by the coordinates ``(groups[e], members[e])`` of its nonzeros, in any
+order, without repeats. Members are coloured so that no group holds two members
+of one colour: with groups = rows and members = columns, columns of one colour never share a
+row and one Jacobian-vector product gives all of them at once (forward mode); with the roles
+swapped, rows of one colour never share a column and one vector-Jacobian product gives them
+(reverse mode). A member in no group needs no product and gets colour -1. No colouring has
+fewer colours than the lower bound, the size of the largest group (its members are pairwise
+neighbours).
+
+Three kinds of colouring are tried, and the one with the fewest colours kept:
+
+- flat modular, ``c(j) = j mod k`` for the smallest valid ``k`` from the lower bound up:
+  optimal for bands and block diagonals. Its validity needs only the set of differences
+  ``b - a`` between members of one group.
+- strided modular, ``c(j) = (j mod s + t (j div s)) mod k``: the colouring
+  ``(x + t y) mod k`` of a grid of rows of ``s`` members, with ``s`` taken from the
+  differences. It is optimal for 5-point (``t = 2, k = 5``) and 9-point (``t = 3, k = 9``)
+  stencils in the flattened order, whatever the grid's width. Its validity needs the set of
+  steps ``(dx, dy)`` between members of one group.
+- Jones-Plassmann greedy with largest-first priorities, for irregular patterns, run only when
+  the modular colourings do not reach the lower bound. Each round colours every uncoloured
+  member whose priority beats that of all its uncoloured neighbours, with the smallest colour
+  none of its coloured neighbours has.
+
+Everything is deterministic: the same pattern gives the same colours on every call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+# Modular colourings are tried for k from the lower bound L up to max(2 L, L + _MODULAR_SPAN).
+_MODULAR_SPAN = 32
+# Candidates are found on a sample of about 2 * _SAMPLE nonzeros (whole groups, from the start
+# and the middle), and only those valid there are checked on the whole pattern, at most
+# _CHECKS of each kind. A sample with more than _SAMPLE_PAIRS pairs of members (a dense group)
+# gives no candidates; then only k = L, ..., L + _CHECKS - 1 and the identity are checked.
+_SAMPLE = 2**15
+_SAMPLE_PAIRS = 2**22
+_CHECKS = 4
+# Strided colourings are tried when the sample's differences take at most _MAX_DIFFERENCES
+# values, for at most _STRIDES widths s whose steps (dx, dy) take at most _STEPS values.
+_MAX_DIFFERENCES = 64
+_STRIDES = 8
+_STEPS = 64
+# Colours are checked 63 at a time as bits of an int64 (see _is_valid).
+_BITS = 63
+# The greedy colouring is skipped when the lower bound is above this: it needs at least L rounds
+# (the members of a group of size L are pairwise neighbours), each a pass over the pattern.
+_GREEDY_MAX_BOUND = 256
+# The seed of the greedy colouring's tie-breaking permutation.
+_SEED = 0
+
+
+def color(groups: Tensor, members: Tensor, num_groups: int, num_members: int) -> tuple[Tensor, int]:
+    """Colours of the members (-1 for a member in no group) and their number."""
+    device = groups.device
+    colors = torch.full((num_members,), -1, dtype=torch.long, device=device)
+    if members.numel() == 0:
+        return colors, 0
+    sizes = torch.bincount(groups, minlength=num_groups)
+    bound = int(sizes.max())
+    used = torch.bincount(members, minlength=num_members) > 0
+    modular = _modular(groups, members, sizes, bound, used)
+    if modular is None or (modular[0] > bound and bound <= _GREEDY_MAX_BOUND):
+        greedy = _greedy(groups, members, sizes, num_groups, num_members, used)
+        count = int(greedy.max()) + 1
+        if modular is None or count < modular[0]:
+            return greedy, count
+    k, modular_colors = modular
+    return modular_colors, k
+
+
+def lower_bound(groups: Tensor, num_groups: int) -> int:
+    """Most nonzeros in one group: the members of a group need pairwise different colours."""
+    if groups.numel() == 0:
+        return 0
+    return int(torch.bincount(groups, minlength=num_groups).max())
+
+
+def is_valid(groups: Tensor, members: Tensor, colors: Tensor, num_groups: int) -> bool:
+    """Whether no group holds two members of one colour, and every member in a group has one."""
+    if members.numel() == 0:
+        return True
+    if bool((colors[members] < 0).any()):
+        return False
+    sizes = torch.bincount(groups, minlength=num_groups)
+    return _is_valid(groups, members, sizes, colors, int(colors.max()) + 1)
+
+
+def _modular_colors(j: Tensor, k: int, t: int, s: int) -> Tensor:
+    """``j mod k`` (``s = 0``), or ``(j mod s + t (j div s)) mod k``."""
+    return j % k if s == 0 else (j % s + t * (j // s)) % k
+
+
+def _is_valid(groups: Tensor, members: Tensor, sizes: Tensor, colors: Tensor, k: int) -> bool:
+    """Whether the ``colors`` of the members (in ``range(k)``) differ within each group.
+
+    Colours are added as bits, ``2 ** c``, per group and block of 63 colours: a repeated colour
+    makes a carry, and each carry leaves one bit fewer set than there are nonzeros (also when
+    the sum wraps around), so the colours differ exactly when the bits set equal the count.
+    Work is done per member where it can, as there are several nonzeros per member.
+    """
+    blocks = -(-k // _BITS)
+    slots = sizes.numel() * blocks
+    if slots > 4 * members.numel() + 2**20:
+        keys = groups * k + colors[members]
+        return int(torch.unique(keys).numel()) == keys.numel()
+    used = colors.clamp(min=0)  # colour -1 marks a member in no group: never gathered
+    bit = torch.bitwise_left_shift(torch.ones_like(used), used % _BITS)
+    if blocks > 1:
+        slot = groups * blocks + (used // _BITS)[members]
+        count = torch.bincount(slot, minlength=slots)
+    else:
+        slot, count = groups, sizes
+    total = torch.zeros(slots, dtype=torch.long, device=colors.device)
+    total.index_add_(0, slot, bit[members])
+    return bool((_popcount(total) == count).all())
+
+
+def _popcount(x: Tensor) -> Tensor:
+    """Bits set in each int64, read as unsigned (SWAR; the masks undo arithmetic shifts)."""
+    x = x - ((x >> 1) & 0x5555555555555555)
+    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
+    return (x * 0x0101010101010101) >> 56
+
+
+def _modular(
+    groups: Tensor, members: Tensor, sizes: Tensor, bound: int, used: Tensor
+) -> tuple[int, Tensor] | None:
+    """The valid modular colouring with fewest colours found: ``(k, colours)``; None if none.
+
+    Candidates come from a sample of the pattern (:func:`_sample`) and each is checked on the
+    whole pattern; ``s = 0`` stands for the flat colouring ``j mod k``.
+    """
+    num_members = used.numel()
+    top = min(num_members, max(2 * bound, bound + _MODULAR_SPAN))
+    j = torch.arange(num_members, device=members.device)
+
+    def check(k: int, t: int, s: int) -> tuple[int, Tensor] | None:
+        colors = torch.where(used, _modular_colors(j, k, t, s), -1)
+        return (k, colors) if _is_valid(groups, members, sizes, colors, k) else None
+
+    def first(candidates: list[tuple[int, int, int]]) -> tuple[int, Tensor] | None:
+        return next(filter(None, (check(*c) for c in candidates[:_CHECKS])), None)
+
+    sample = _sample(groups, members, sizes, num_members)
+    if sample is None:
+        flat = [(k, 0, 0) for k in range(bound, min(bound + _CHECKS, top + 1))]
+        best = first(flat)
+        # With k above every member, j mod k is j itself: valid however dense the pattern.
+        identity = int(members.max()) + 1
+        return best if best is not None or identity > top else check(identity, 0, 0)
+    sample_groups, sample_members, sample_sizes = sample
+    seen = _differences(sample_groups, sample_members, sample_sizes, num_members)
+    # c(a) == c(b) under j mod k exactly when k divides b - a.
+    best = first(
+        [(k, 0, 0) for k in range(bound, top + 1) if k >= num_members or not seen[k::k].any()]
+    )
+    differences = seen.nonzero().flatten()
+    if (best is not None and best[0] == bound) or differences.numel() > _MAX_DIFFERENCES:
+        return best
+    checks = 0
+    for s in differences[differences >= 3][:_STRIDES].tolist():
+        limit = top if best is None else best[0] - 1
+        found = _strided(sample_groups, sample_members, sample_sizes, s, bound, limit)
+        if found is None:
+            continue
+        checks += 1
+        best = check(found[0], found[1], s) or best
+        if (best is not None and best[0] == bound) or checks == _CHECKS:
+            break
+    return best
+
+
+def _sample(
+    groups: Tensor, members: Tensor, sizes: Tensor, num_members: int
+) -> tuple[Tensor, Tensor, Tensor] | None:
+    """Whole groups holding about ``2 * _SAMPLE`` nonzeros, from the start and the middle.
+
+    Sorted by group, then member, as :func:`_pairs` needs them; None when their pairs of
+    members are too many to list (a dense group).
+    """
+    nnz = members.numel()
+    if nnz > 2 * _SAMPLE:
+        # Groups [0, a) and [b, c), each the first groups to hold _SAMPLE nonzeros from there.
+        ends = torch.cumsum(sizes, 0)
+        a = int(torch.searchsorted(ends, _SAMPLE)) + 1
+        b = int(torch.searchsorted(ends, nnz // 2))
+        c = int(torch.searchsorted(ends, ends[b] - sizes[b] + _SAMPLE)) + 1
+        keep = (groups < a) | ((groups >= b) & (groups < c))
+        groups, members = groups[keep], members[keep]
+        sizes = torch.bincount(groups, minlength=sizes.numel())
+    if int((sizes * (sizes - 1) // 2).sum()) > _SAMPLE_PAIRS:
+        return None
+    order = torch.argsort(groups * num_members + members)
+    return groups[order], members[order], sizes
+
+
+def _pairs(groups: Tensor, members: Tensor, sizes: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+    """Every pair ``a < b`` of members of one group, as arrays ``(a, b)``, a few at a time.
+
+    Offset t pairs each nonzero with the one t places after it in its group; the nonzeros that
+    have such a partner shrink as t grows, so the work is the number of pairs.
+    """
+    nnz = members.numel()
+    starts = torch.cumsum(sizes, 0) - sizes
+    index = torch.arange(nnz, device=members.device)
+    after = sizes[groups] - (index - starts[groups]) - 1  # later nonzeros in the same group
+    live, offset = index, 1
+    while True:
+        live = live[after[live] >= offset]
+        if live.numel() == 0:
+            return
+        yield members[live], members[live + offset]
+        offset += 1
+
+
+def _differences(groups: Tensor, members: Tensor, sizes: Tensor, num_members: int) -> Tensor:
+    """Which differences ``b - a`` occur between members ``a < b`` of one group (a bool vector)."""
+    seen = torch.zeros(num_members, dtype=torch.bool, device=members.device)
+    for a, b in _pairs(groups, members, sizes):
+        seen[b - a] = True
+    return seen
+
+
+def _strided(
+    groups: Tensor, members: Tensor, sizes: Tensor, s: int, bound: int, limit: int
+) -> tuple[int, int] | None:
+    """Smallest ``(k, t)``, ``k`` in ``[bound, limit]``, for which ``(x + t y) mod k`` is valid.
+
+    ``x = j mod s`` and ``y = j div s`` place member ``j`` on a grid of rows of width ``s``;
+    two members of one group a step ``(dx, dy)`` apart get one colour exactly when ``k``
+    divides ``dx + t dy``. None when there is none, or when the steps take so many values that
+    ``s`` is no grid width of the pattern.
+    """
+    if limit < bound:
+        return None
+    width = 2 * s - 1
+    steps = torch.zeros(
+        ((int(members.max()) // s + 1) * width,), dtype=torch.bool, device=members.device
+    )
+    for a, b in _pairs(groups, members, sizes):
+        # b > a, so dy >= 0 and dx lies in (-s, s).
+        steps[(b // s - a // s) * width + (b % s - a % s + s - 1)] = True
+        if int(steps.sum()) > _STEPS:
+            return None
+    keys = steps.nonzero().flatten()
+    dy, dx = keys // width, keys % width - (s - 1)
+    for k in range(bound, limit + 1):
+        t = torch.arange(k, device=members.device)
+        fits = ((dx[None, :] + t[:, None] * dy[None, :]) % k != 0).all(dim=1)
+        if bool(fits.any()):
+            return k, int(fits.nonzero()[0, 0])
+    return None
+
+
+def _greedy(
+    groups: Tensor,
+    members: Tensor,
+    sizes: Tensor,
+    num_groups: int,
+    num_members: int,
+    used: Tensor,
+) -> Tensor:
+    """Jones-Plassmann colouring with largest-first priorities; -1 for unused members."""
+    device = members.device
+    # Degree estimate: neighbours counted once per shared group (exact for most patterns).
+    degree = torch.zeros(num_members, dtype=torch.long, device=device)
+    degree.index_add_(0, members, sizes[groups] - 1)
+    generator = torch.Generator(device=device).manual_seed(_SEED)
+    ties = torch.randperm(num_members, generator=generator, device=device)
+    # Unique priorities: the larger degree first, then the permutation.
+    priority = degree * num_members + ties
+    colors = torch.full((num_members,), -1, dtype=torch.long, device=device)
+    none = torch.full((num_groups,), -1, dtype=torch.long, device=device)
+    # The colours taken in each group, as bits: a sum of distinct powers of two (an OR), while
+    # there are at most 64 colours; None after that.
+    taken: Tensor | None = torch.zeros(num_groups, dtype=torch.long, device=device)
+    # The nonzeros whose member is still uncoloured.
+    g, m = groups, members
+    while m.numel() > 0:
+        p = priority[m]
+        top = none.scatter_reduce(0, g, p, "amax")
+        is_top = p == top[g]
+        second = none.scatter_reduce(0, g, torch.where(is_top, -1, p), "amax")
+        # The largest priority among a nonzero's uncoloured neighbours through its group.
+        rival = torch.where(is_top, second[g], top[g])
+        best_rival = torch.full_like(priority, -1).scatter_reduce(0, m, rival, "amax")
+        chosen = used & (colors < 0) & (priority > best_rival)
+        here = chosen[m]
+        new_g, new_m = g[here], m[here]
+        if taken is not None:
+            colors[chosen] = _smallest_free_bits(taken, new_g, new_m, colors, chosen)
+            if int(colors.max()) < 64:
+                taken.index_add_(0, new_g, torch.bitwise_left_shift(1, colors[new_m]))
+            else:
+                taken = None
+        else:
+            # Chosen members share no group: each group holds at most one of them.
+            in_group = none.index_copy(0, new_g, new_m)
+            colors[chosen] = _smallest_free(groups, members, colors, in_group, chosen)
+        g, m = g[~here], m[~here]
+    return colors
+
+
+def _smallest_free_bits(
+    taken: Tensor, g: Tensor, m: Tensor, colors: Tensor, chosen: Tensor
+) -> Tensor:
+    """For each chosen member (in order), the smallest colour not in ``taken`` of its groups.
+
+    ``(g, m)`` are the nonzeros of the chosen members; ``taken[i]`` holds the colours of
+    group ``i`` as bits, all below ``width``, the number of colours used so far (at most 64).
+    """
+    width = int(colors.max()) + 1
+    index = torch.full_like(chosen, -1, dtype=torch.long)
+    count = int(chosen.sum())
+    index[chosen] = torch.arange(count, device=m.device)
+    bits = (taken[g, None] >> torch.arange(width, device=m.device)) & 1
+    forbidden = torch.zeros(count, width + 1, dtype=torch.long, device=m.device)
+    forbidden[:, :width].index_add_(0, index[m], bits)
+    # The first colour no group forbids; column `width` is always free.
+    return (forbidden == 0).int().argmax(dim=1)
+
+
+def _smallest_free(
+    groups: Tensor, members: Tensor, colors: Tensor, in_group: Tensor, chosen: Tensor
+) -> Tensor:
+    """For each chosen member (in order), the smallest colour none of its neighbours has.
+
+    ``in_group[i]`` is the chosen member of group ``i`` (or -1). Every coloured member of that
+    group forbids its colour to it.
+    """
+    device = members.device
+    owner = in_group[groups]
+    taken = colors[members]
+    pick = (owner >= 0) & (taken >= 0)
+    owner, taken = owner[pick], taken[pick]
+    index = torch.full_like(colors, -1)
+    count = int(chosen.sum())
+    index[chosen] = torch.arange(count, device=device)
+    if owner.numel() == 0:
+        return torch.zeros(count, dtype=torch.long, device=device)
+    width = int(taken.max()) + 1
+    # Sorted distinct (chosen member, forbidden colour) pairs.
+    pairs = torch.unique(index[owner] * width + taken)
+    who, forbidden = pairs // width, pairs % width
+    found = torch.bincount(who, minlength=count)
+    starts = torch.cumsum(found, 0) - found
+    rank = torch.arange(pairs.numel(), device=device) - starts[who]
+    # Colours are sorted within a member's run: the first place where the colour is not its
+    # rank is the smallest gap; a run without a gap is followed by the colour `found`.
+    gaps = torch.where(forbidden != rank, rank, width)
+    return found.scatter_reduce(0, who, gaps, "amin")

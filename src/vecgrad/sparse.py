@@ -1,0 +1,659 @@
+r"""Sparse Jacobians: colour a sparsity pattern once, then compress the products at every point.
+
+When most entries of a Jacobian are known to be zero, columns that share no row can be found
+together: one Jacobian-vector product with the sum of their one-hot directions gives each of
+their nonzeros, as no two of them land in one row. A colouring of the columns (or, in reverse
+mode, of the rows) with ``k`` colours gives the whole Jacobian from ``k`` products instead of
+``n`` (or ``m``). The colouring depends on the pattern alone: :func:`color_jacobian` makes it
+once, and :func:`sparse_jacobian` reuses it at every point.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import torch
+from torch import Tensor
+
+from vecgrad import _coloring
+from vecgrad._api import Call, Func, public
+from vecgrad._basis import cat, one_hots, spans
+from vecgrad._checks import (
+    check_choice,
+    check_chunk_size,
+    check_input_ndim,
+    coloring_fields,
+    coloring_for,
+    not_transformed,
+    pattern_for_input,
+    pattern_for_output,
+    positive_int,
+    single_input,
+    sparsity_pattern,
+)
+from vecgrad._compat import ensure_forward_ad
+from vecgrad._memory import in_transform
+
+# The rule of vg.jacobian's 'auto' (reverse mode when m <= n) and its shape-only evaluation,
+# shared so that the sparse functions choose as it does.
+from vecgrad.jacobians import VjpFn, _forward_wins, _probe
+
+_STRATEGIES = ("auto", "forward", "reverse")
+# jacobian_sparsity: probe points inputs + _PROBE_SCALE * (1 + |inputs|) * z, z ~ N(0, 1) drawn
+# from a generator seeded _PROBE_SEED; by default about _PROBE_ENTRIES entries per chunk.
+_PROBE_SCALE = 1e-3
+_PROBE_SEED = 0
+_PROBE_ENTRIES = 2**20
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class JacobianColoring:
+    """A colouring of a Jacobian's sparsity pattern, made by :func:`color_jacobian`.
+
+    It depends on the pattern alone, so one colouring serves every point at which
+    :func:`sparse_jacobian` computes a Jacobian with that pattern. Make it with
+    :func:`color_jacobian`, not by calling the class: :func:`sparse_jacobian` checks a colouring
+    made any other way before using it.
+
+    Attributes
+    ----------
+    mode : str
+        ``'forward'``: the columns are coloured, and each colour costs one Jacobian-vector
+        product; ``'reverse'``: the rows are coloured, one vector-Jacobian product per colour.
+    colors : Tensor
+        Colour of each column (``'forward'``, shape ``input_shape``) or row (``'reverse'``,
+        shape ``output_shape``), an int64 in ``range(num_colors)``. Columns (rows) of one
+        colour share no row (column) of the pattern. A column (row) without a nonzero needs no
+        product and has colour -1.
+    num_colors : int
+        Number of colours: products per call of :func:`sparse_jacobian`.
+    lower_bound : int
+        Most nonzeros in one row (``'forward'``) or one column (``'reverse'``): those columns
+        (rows) need different colours, so no colouring of this mode has fewer.
+    output_shape : torch.Size
+        Shape of the function's output.
+    input_shape : torch.Size
+        Shape of its input.
+    sparsity : Tensor
+        The pattern: a coalesced sparse COO bool Tensor of shape
+        ``output_shape + input_shape``, True at each entry that may be nonzero.
+
+    Notes
+    -----
+    The class is frozen, and two colourings are equal only when they are the same object.
+
+    See Also
+    --------
+    color_jacobian : Makes a colouring.
+    sparse_jacobian : Uses one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import vecgrad as vg
+    >>> coloring = vg.color_jacobian(torch.eye(4, dtype=torch.bool))  # a diagonal
+    >>> coloring.mode, coloring.num_colors, coloring.colors
+    ('reverse', 1, tensor([0, 0, 0, 0]))
+    """
+
+    mode: str
+    colors: Tensor
+    num_colors: int
+    lower_bound: int
+    output_shape: torch.Size
+    input_shape: torch.Size
+    sparsity: Tensor
+
+    def __repr__(self) -> str:
+        return (
+            f"JacobianColoring(mode={self.mode!r}, num_colors={self.num_colors}, "
+            f"lower_bound={self.lower_bound}, output_shape={tuple(self.output_shape)}, "
+            f"input_shape={tuple(self.input_shape)}, nnz={self.sparsity._nnz()})"
+        )
+
+
+# The colourings color_jacobian made: sparse_jacobian trusts these, and checks any other.
+_MADE: weakref.WeakSet[JacobianColoring] = weakref.WeakSet()
+
+
+def _flat_pattern(
+    sparsity: Tensor, ndim: int
+) -> tuple[Tensor, Tensor, Tensor, torch.Size, torch.Size]:
+    """The nonzeros of ``sparsity``: their indices, and their rows and columns as a matrix.
+
+    The last ``ndim`` dimensions are the input's. The indices (one row per dimension) are
+    sorted and distinct, as a coalesced sparse Tensor's. A sparse pattern is read from its
+    indices, never made dense; entries stored as False are not nonzeros.
+    """
+    shape = sparsity.shape
+    out_shape, in_shape = shape[: len(shape) - ndim], shape[len(shape) - ndim :]
+    if sparsity.layout == torch.strided:
+        indices = sparsity.nonzero().T
+    elif sparsity.layout == torch.sparse_csr:
+        crow, col = sparsity.crow_indices(), sparsity.col_indices()
+        row = torch.repeat_interleave(
+            torch.arange(shape[0], device=col.device), crow[1:] - crow[:-1]
+        )
+        keep = sparsity.values()
+        indices = torch.stack([row[keep], col[keep]])
+        flat = indices[0] * shape[1] + indices[1]
+        # Columns within a row of a CSR tensor need not be sorted.
+        if flat.numel() > 1 and not bool((flat[1:] > flat[:-1]).all()):
+            flat = torch.unique(flat)
+            indices = torch.stack([flat // shape[1], flat % shape[1]])
+    else:
+        coo = sparsity if sparsity.is_coalesced() else sparsity.coalesce()
+        indices, keep = coo.indices(), coo.values()
+        # A copy either way: the colouring's pattern shares no memory with the caller's.
+        indices = indices.clone() if bool(keep.all()) else indices[:, keep]
+    rows = _ravel(indices[: len(out_shape)], out_shape)
+    cols = _ravel(indices[len(out_shape) :], in_shape)
+    return indices, rows, cols, out_shape, in_shape
+
+
+def _ravel(indices: Tensor, shape: Sequence[int]) -> Tensor:
+    """Flat (row-major) positions of the multi-indices ``indices`` (one row per dimension)."""
+    if len(shape) == 1:
+        return indices[0]
+    flat = torch.zeros(indices.shape[1], dtype=torch.long, device=indices.device)
+    for index, size in zip(indices, shape, strict=True):
+        flat = flat * size + index
+    return flat
+
+
+def _unravel(flat: Tensor, shape: Sequence[int]) -> list[Tensor]:
+    """Multi-indices (one Tensor per dimension) of the flat positions ``flat``."""
+    coords = []
+    for size in reversed(shape):
+        coords.append(flat % size)
+        flat = flat // size
+    return coords[::-1]
+
+
+def _bool_coo(indices: Tensor, shape: torch.Size) -> Tensor:
+    """The coalesced sparse COO bool Tensor of ``shape``, True at ``indices`` (sorted, distinct)."""
+    values = torch.ones(indices.shape[1], dtype=torch.bool, device=indices.device)
+    return torch.sparse_coo_tensor(
+        indices,
+        values,
+        shape,
+        is_coalesced=True,
+        check_invariants=False,  # they hold by construction; checking costs a pass
+    )
+
+
+def _indices(rows: Tensor, cols: Tensor, out_shape: torch.Size, in_shape: torch.Size) -> Tensor:
+    """Indices (a row per dimension of ``out_shape + in_shape``) of the entries ``(rows, cols)``."""
+    coords = [*_unravel(rows, out_shape), *_unravel(cols, in_shape)]
+    if coords:
+        return torch.stack(coords)
+    return torch.zeros(0, rows.numel(), dtype=torch.long, device=rows.device)
+
+
+def _make_coloring(
+    indices: Tensor,
+    rows: Tensor,
+    cols: Tensor,
+    out_shape: torch.Size,
+    in_shape: torch.Size,
+    strategy: str,
+) -> JacobianColoring:
+    """Colour the columns, the rows, or both and keep the one with fewer colours."""
+    m, n = math.prod(out_shape), math.prod(in_shape)
+    found: dict[str, tuple[Tensor, int, int]] = {}
+    if strategy in ("auto", "forward"):
+        colors, count = _coloring.color(rows, cols, m, n)
+        found["forward"] = colors.reshape(in_shape), count, _coloring.lower_bound(rows, m)
+    if strategy in ("auto", "reverse"):
+        colors, count = _coloring.color(cols, rows, n, m)
+        found["reverse"] = colors.reshape(out_shape), count, _coloring.lower_bound(cols, n)
+    if len(found) == 2:
+        # Ties go as vg.jacobian's 'auto' goes: reverse mode unless m > n.
+        forward, reverse = found["forward"][1], found["reverse"][1]
+        wins = forward < reverse or (
+            forward == reverse and _forward_wins(out_shape, [in_shape], None)
+        )
+        strategy = "forward" if wins else "reverse"
+    colors, count, bound = found[strategy]
+    pattern = _bool_coo(indices, out_shape + in_shape)
+    coloring = JacobianColoring(strategy, colors, count, bound, out_shape, in_shape, pattern)
+    _MADE.add(coloring)
+    return coloring
+
+
+def _check_made_elsewhere(coloring: JacobianColoring) -> None:
+    """Check every field of a colouring that :func:`color_jacobian` did not make."""
+    out_shape, in_shape = torch.Size(coloring.output_shape), torch.Size(coloring.input_shape)
+    pattern, colors = coloring.sparsity, coloring.colors
+    forward = coloring.mode == "forward"
+    fits = (
+        coloring.mode in ("forward", "reverse")
+        and isinstance(coloring.num_colors, int)
+        and isinstance(pattern, Tensor)
+        and pattern.layout == torch.sparse_coo
+        and pattern.dtype == torch.bool
+        and pattern.shape == out_shape + in_shape
+        and pattern.is_coalesced()
+        and isinstance(colors, Tensor)
+        and colors.dtype == torch.long
+        and colors.shape == (in_shape if forward else out_shape)
+    )
+    coloring_fields(fits, "whose mode, pattern or colours have the wrong type or shape")
+    # Every stored entry is computed, so every one must be coloured validly.
+    indices = pattern.indices()
+    rows = _ravel(indices[: len(out_shape)], out_shape)
+    cols = _ravel(indices[len(out_shape) :], in_shape)
+    groups, members = (rows, cols) if forward else (cols, rows)
+    num_groups = math.prod(out_shape if forward else in_shape)
+    flat = colors.reshape(-1).to(members.device)
+    in_range = bool((flat < coloring.num_colors).all()) and bool((flat >= -1).all())
+    coloring_fields(
+        in_range and _coloring.is_valid(groups, members, flat, num_groups),
+        "whose colours are not a valid colouring of its pattern",
+    )
+
+
+@public
+def color_jacobian(
+    sparsity: Tensor, *, strategy: str = "auto", input_ndim: int = 1
+) -> JacobianColoring:
+    r"""Colour a Jacobian's sparsity pattern once, for :func:`sparse_jacobian` to reuse.
+
+    Parameters
+    ----------
+    sparsity : Tensor
+        Where the Jacobian may be nonzero: a bool Tensor of shape
+        ``output.shape + input.shape``, True at those entries. Strided, sparse COO (without
+        dense dimensions) or, when 2-D, sparse CSR. A sparse pattern is read from its indices
+        and never made dense; entries stored as False count as zeros.
+    strategy : {'auto', 'forward', 'reverse'}, optional
+        ``'forward'`` colours the columns (one Jacobian-vector product per colour),
+        ``'reverse'`` the rows (one vector-Jacobian product per colour). ``'auto'`` (default)
+        colours both and keeps the one with fewer colours; on a tie it follows
+        :func:`jacobian`'s rule, reverse mode when the output has no more elements than the
+        input.
+    input_ndim : int, optional
+        How many trailing dimensions of ``sparsity`` are the input's (default 1: a
+        matrix-shaped pattern for a vector input).
+
+    Returns
+    -------
+    JacobianColoring
+        The mode, the colour of each column or row, their number, the lower bound, the shapes
+        and the pattern as a coalesced sparse COO bool Tensor.
+
+    Raises
+    ------
+    TypeError
+        If ``sparsity`` is not a bool Tensor of a strided, sparse COO or sparse CSR layout,
+        ``strategy`` is not a string or ``input_ndim`` not an int.
+    ValueError
+        If ``sparsity`` is on the meta device, has dense dimensions or is a sparse CSR Tensor
+        of more than two dimensions, ``strategy`` is unknown, or ``input_ndim`` is negative or
+        above ``sparsity.dim()``.
+
+    Notes
+    -----
+    Columns :math:`j` and :math:`j'` may share a colour when no row holds a nonzero in both
+    (a distance-2 colouring of the column intersection graph); then the product
+    :math:`J s_c` with :math:`s_c = \sum_{c(j) = c} e_j` holds :math:`J_{ij}` in row
+    :math:`i` for every nonzero :math:`(i, j)` with :math:`c(j) = c`. The columns of one row
+    need different colours, so the most nonzeros in a row, ``lower_bound``, is the fewest
+    colours possible; rows in reverse mode likewise.
+
+    The colouring is vectorised, with no loop over columns, and deterministic. It tries modular
+    colourings first, :math:`c(j) = j \bmod k` and, for patterns of grids flattened row by row,
+    :math:`c(j) = (j \bmod s + t \lfloor j / s \rfloor) \bmod k` with the grid width
+    :math:`s` read from the pattern, for the smallest valid :math:`k` from the lower bound up:
+    they reach the lower bound on bands, block diagonals and 5-point and 9-point stencils.
+    When they do not, a Jones-Plassmann greedy colouring with largest-first priorities (ties
+    broken by a permutation from a fixed seed) is tried as well, unless the lower bound is
+    above 256, and the colouring with fewer colours is kept. Modular candidates are found on a
+    sample of the pattern and each is checked on the whole of it. The work is a few passes over
+    the nonzeros per candidate (after one sort, for a sparse COO pattern that is not coalesced);
+    the greedy colouring takes a pass per round, and at least ``lower_bound`` rounds.
+    ``'auto'`` colours both ways.
+
+    See Also
+    --------
+    sparse_jacobian : Computes a sparse Jacobian with the colouring.
+    jacobian_sparsity : Finds a pattern by probing a function.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import vecgrad as vg
+    >>> tridiagonal = torch.ones(5, 5).tril(1).triu(-1).bool()
+    >>> coloring = vg.color_jacobian(tridiagonal, strategy="forward")
+    >>> coloring.num_colors, coloring.lower_bound
+    (3, 3)
+    >>> coloring.colors
+    tensor([0, 1, 2, 0, 1])
+    """
+    pattern = sparsity_pattern(sparsity)
+    strategy = check_choice("strategy", strategy, _STRATEGIES)
+    ndim = check_input_ndim(input_ndim, pattern.dim())
+    return _make_coloring(*_flat_pattern(pattern, ndim), strategy)
+
+
+def _products(
+    call: Call, x: Tensor, coloring: JacobianColoring, chunk_size: int | None
+) -> tuple[Tensor, torch.dtype]:
+    """The compressed Jacobian, one product per colour, as a ``(num_colors, m or n)`` matrix.
+
+    Forward mode: ``J s_c`` for the sum ``s_c`` of the one-hot columns of colour ``c``; reverse
+    mode: ``s_c^T J`` for the rows. Also the output's dtype.
+    """
+    k, colors = coloring.num_colors, coloring.colors.reshape(-1).to(x.device)
+    if k == 0:
+        output = _probe(call.func, (x,))
+        not_transformed("func", in_transform(output), "sparse_jacobian")
+        pattern_for_output(coloring.output_shape, output.shape, x.shape)
+        return output.new_zeros(0, output.numel()), output.dtype
+    pieces = []
+    if coloring.mode == "forward":
+        ensure_forward_ad()
+
+        def column(seed: Tensor) -> Tensor:
+            return cast(Tensor, torch.func.jvp(call.func, (x,), (seed,))[1])
+
+        for start, stop in spans(k, chunk_size):
+            seeds = colors == torch.arange(start, stop, device=x.device)[:, None]
+            # Random operations draw once for all colours, as one evaluation in reverse mode.
+            piece = torch.func.vmap(column, randomness="same")(
+                seeds.to(x.dtype).reshape(stop - start, *x.shape)
+            )
+            pattern_for_output(coloring.output_shape, piece.shape[1:], x.shape)
+            pieces.append(piece.reshape(stop - start, -1))
+        compressed = cat(pieces)
+        out_dtype = compressed.dtype
+    else:
+        output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(call.func, x))
+        pattern_for_output(coloring.output_shape, output.shape, x.shape)
+        for start, stop in spans(k, chunk_size):
+            seeds = colors == torch.arange(start, stop, device=x.device)[:, None]
+            (piece,) = torch.func.vmap(vjp_fn)(
+                seeds.to(output.dtype).reshape(stop - start, *output.shape)
+            )
+            pieces.append(piece.reshape(stop - start, -1))
+        compressed = cat(pieces)
+        out_dtype = output.dtype
+    not_transformed("func", in_transform(compressed), "sparse_jacobian")
+    return compressed, out_dtype
+
+
+@public
+def sparse_jacobian(
+    func: Func,
+    inputs: Tensor,
+    *,
+    sparsity: Tensor | JacobianColoring,
+    strategy: str = "auto",
+    chunk_size: int | None = None,
+) -> Tensor:
+    r"""Jacobian of ``func`` at ``inputs`` with a known sparsity pattern, as a sparse Tensor.
+
+    Parameters
+    ----------
+    func : callable
+        Function of one Tensor returning a Tensor, called as ``func(inputs)``. It must not
+        modify its input in place.
+    inputs : Tensor
+        Point at which ``func`` is differentiated: one dense Tensor of a real floating-point
+        dtype. Several inputs are refused: concatenate them into one (for example
+        ``torch.cat([a.flatten(), b.flatten()])``) and split it inside ``func``, as the pattern
+        and its colouring cover one input.
+    sparsity : Tensor or JacobianColoring
+        Where the Jacobian may be nonzero, as for :func:`color_jacobian`, with shape
+        ``func(inputs).shape + inputs.shape``; or a colouring from :func:`color_jacobian`,
+        then no colouring is done (the way to compute Jacobians of one pattern at many points).
+        Entries outside the pattern must be zero: they are neither computed nor checked, and
+        a nonzero there makes entries inside it wrong.
+    strategy : {'auto', 'forward', 'reverse'}, optional
+        Mode of the colouring made from a pattern, as for :func:`color_jacobian`. With a
+        colouring, ``'auto'`` (default) or the colouring's own mode.
+    chunk_size : int, optional
+        Largest number of products (colours) computed at once, to bound memory; by default
+        all at once.
+
+    Returns
+    -------
+    Tensor
+        ``J``, a coalesced sparse COO Tensor of shape ``func(inputs).shape + inputs.shape``
+        with one stored entry per nonzero of the pattern, in the pattern's order (its indices
+        are the colouring's ``sparsity.indices()``), also where the value is zero.
+        ``J.to_dense()`` gives the dense Jacobian, ``J.values()`` the values. Its dtype is the
+        promotion of the output's and the input's, as for :func:`jacobian`. The values carry
+        the autograd graph to ``inputs`` and the tensors ``func`` closes over (see
+        :ref:`differentiable`; under :class:`torch.no_grad` they do not), and their derivatives
+        are those of the Jacobian's entries when the pattern holds near the point, for nearby
+        inputs and closed-over values alike (see Notes).
+
+    Raises
+    ------
+    TypeError
+        If ``func`` is not callable or does not return a dense real floating-point Tensor,
+        ``inputs`` is not one dense Tensor of a real floating-point dtype (a tuple or list is
+        refused), ``sparsity`` is neither a JacobianColoring nor a bool Tensor of a strided,
+        sparse COO or sparse CSR layout, ``strategy`` is not a string or ``chunk_size`` not an
+        int; or if ``func`` calls a custom :class:`torch.autograd.Function` that lacks what
+        the mode needs (a ``jvp`` for forward mode, a vmap rule, ``setup_context``).
+    ValueError
+        If ``inputs`` is on the meta device or ``func`` returns such a Tensor, ``sparsity``'s
+        shape is not ``func(inputs).shape + inputs.shape`` (or a colouring's shapes differ), a
+        pattern has dense dimensions, a colouring was not made by :func:`color_jacobian` and is
+        not valid, ``strategy`` is unknown or differs from a colouring's mode, or
+        ``chunk_size < 1``; or if called inside a torch.func transform (``inputs`` or a tensor
+        ``func`` closes over is transformed), where a sparse Tensor cannot be built.
+
+    Notes
+    -----
+    With a column colouring :math:`c`, forward mode computes one Jacobian-vector product
+    :math:`b_k = J s_k` per colour, :math:`s_k = \sum_{c(j) = k} e_j`, vectorised with
+    :func:`torch.func.vmap`, and reads :math:`J_{ij} = (b_{c(j)})_i` for every nonzero
+    :math:`(i, j)` of the pattern; reverse mode does the same with vector-Jacobian products and
+    a row colouring. A colouring with :math:`k` colours costs :math:`k` products instead of the
+    :math:`n` (or :math:`m`) of :func:`jacobian`: 5 for a 2-D 5-point stencil of any size.
+    Random operations in ``func`` draw once for all colours.
+
+    A value is the sum of the entries of its row over the columns of its colour, all but one of
+    which the pattern says are zero. Its derivative is therefore the entry's derivative only
+    when those entries stay zero as the inputs and closed-over tensors vary: true of a
+    structural pattern (``x[i] * x[i + 1]`` has no entry at ``(i, i + 2)`` for any ``x``), not
+    of entries that merely happen to be zero (a weight of a dense layer that is zero now, but
+    receives a gradient).
+
+    Sparse Tensors cannot be batched by :func:`torch.func.vmap` nor wrapped by the other
+    torch.func transforms, so this function refuses to run inside one. Call it outside the
+    transform and differentiate its values with ordinary autograd, or use :func:`jacobian`,
+    which gives the dense Jacobian inside transforms.
+
+    See Also
+    --------
+    color_jacobian : Colours a pattern once, for many calls.
+    jacobian_sparsity : Finds a pattern by probing ``func``.
+    jacobian : The dense Jacobian.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> import vecgrad as vg
+    >>> def f(x):  # each output depends on its own input and its two neighbours
+    ...     return x**2 + F.pad(x[:-1], (1, 0)) - F.pad(x[1:], (0, 1))
+    >>> x = torch.arange(5.0)
+    >>> tridiagonal = torch.ones(5, 5).tril(1).triu(-1).bool()
+    >>> J = vg.sparse_jacobian(f, x, sparsity=tridiagonal)
+    >>> J.layout, J.values().numel()
+    (torch.sparse_coo, 13)
+    >>> torch.equal(J.to_dense(), vg.jacobian(f, x))
+    True
+    """
+    single_input(inputs)
+    call = Call(func, inputs)
+    (x,) = call.xs
+    strategy = check_choice("strategy", strategy, _STRATEGIES)
+    chunk_size = check_chunk_size(chunk_size)
+    if isinstance(sparsity, JacobianColoring):
+        coloring = sparsity
+        if coloring not in _MADE:
+            _check_made_elsewhere(coloring)
+        coloring_for(coloring.mode, coloring.input_shape, x.shape, strategy)
+    else:
+        pattern = sparsity_pattern(sparsity, JacobianColoring)
+        pattern_for_input(pattern.shape, x.shape)
+        coloring = _make_coloring(*_flat_pattern(pattern, x.dim()), strategy)
+    not_transformed("inputs", in_transform(x), "sparse_jacobian")
+    compressed, out_dtype = _products(call, x, coloring, chunk_size)
+    indices = coloring.sparsity.indices().to(x.device)
+    out_ndim = len(coloring.output_shape)
+    rows = _ravel(indices[:out_ndim], coloring.output_shape)
+    cols = _ravel(indices[out_ndim:], coloring.input_shape)
+    colors = coloring.colors.reshape(-1).to(x.device)
+    if coloring.mode == "forward":
+        values = compressed[colors[cols], rows]
+    else:
+        values = compressed[colors[rows], cols]
+    values = values.to(torch.promote_types(out_dtype, x.dtype))
+    return torch.sparse_coo_tensor(
+        indices.clone(),  # the result owns its memory: none shared with the colouring
+        values,
+        coloring.output_shape + coloring.input_shape,
+        is_coalesced=True,
+        check_invariants=False,
+    )
+
+
+@public
+def jacobian_sparsity(
+    func: Func, inputs: Tensor, *, num_points: int = 3, chunk_size: int | None = None
+) -> Tensor:
+    r"""Sparsity pattern of ``func``'s Jacobian near ``inputs``, found by probing.
+
+    Parameters
+    ----------
+    func : callable
+        Function of one Tensor returning a Tensor, called as ``func(inputs)``. It must not
+        modify its input in place.
+    inputs : Tensor
+        Point near which the pattern is found: one dense Tensor of a real floating-point dtype
+        (concatenate several inputs into one, as for :func:`sparse_jacobian`).
+    num_points : int, optional
+        Number of points at which the Jacobian is computed (default 3): ``inputs`` itself and
+        ``num_points - 1`` random points near it.
+    chunk_size : int, optional
+        Largest number of columns (or rows) of a Jacobian computed at once. By default as many
+        as hold about :math:`2^{20}` entries, so that the dense Jacobian is never formed whole.
+
+    Returns
+    -------
+    Tensor
+        A coalesced sparse COO bool Tensor of shape ``func(inputs).shape + inputs.shape``,
+        True where the Jacobian is nonzero at one of the points at least: a ``sparsity`` for
+        :func:`color_jacobian` and :func:`sparse_jacobian`. It is a constant (no graph).
+
+    Raises
+    ------
+    TypeError
+        If ``func`` is not callable or does not return a dense real floating-point Tensor,
+        ``inputs`` is not one dense Tensor of a real floating-point dtype (a tuple or list is
+        refused), ``num_points`` is not an int or ``chunk_size`` not an int; or if ``func``
+        calls a custom :class:`torch.autograd.Function` that lacks what the mode needs.
+    ValueError
+        If ``inputs`` is on the meta device or ``func`` returns such a Tensor, ``num_points``
+        or ``chunk_size`` is below 1; or if called inside a torch.func transform (``inputs`` or
+        a tensor ``func`` closes over is transformed), where nonzeros cannot be read.
+
+    Notes
+    -----
+    The points are ``inputs`` and :math:`x + 10^{-3} (1 + |x|) z` with :math:`z` standard
+    normal, drawn from a :class:`torch.Generator` seeded 0 (the global random state is left
+    alone), so a call gives the same pattern every time. At each point the exact Jacobian is
+    computed a chunk at a time, with vectorised Jacobian-vector products (one per input element)
+    when the output has more elements than the input and vector-Jacobian products (one per
+    output element) otherwise, as :func:`jacobian` chooses; only its nonzero positions are kept.
+
+    The cost is one evaluation of ``func`` plus ``num_points`` times
+    :math:`\min(m, n)` products, the price of ``num_points`` dense Jacobians, in time but not in
+    memory: a chunk of ``chunk_size`` columns (rows) at a time, and the pattern.
+
+    The pattern is what the probes saw, not a proof: an entry that happens to be zero at every
+    point is missed (a term multiplied by something that vanishes near ``inputs``, a branch
+    that the points do not take, a ReLU that is off at all of them), and
+    :func:`sparse_jacobian` with such a pattern gives wrong values for the entries of the rows
+    (or columns) that share its colour. Probe at representative points, add entries you know
+    of, or check one sparse Jacobian against :func:`jacobian` on a small problem.
+
+    See Also
+    --------
+    color_jacobian : Colours the pattern.
+    sparse_jacobian : Computes sparse Jacobians with it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> import vecgrad as vg
+    >>> def f(x):
+    ...     return x**2 + F.pad(x[:-1], (1, 0)) - F.pad(x[1:], (0, 1))
+    >>> x = torch.arange(5.0)  # the derivative of x**2 vanishes at x[0] = 0
+    >>> pattern = vg.jacobian_sparsity(f, x)
+    >>> torch.equal(pattern.to_dense(), torch.ones(5, 5).tril(1).triu(-1).bool())
+    True
+    """
+    single_input(inputs)
+    call = Call(func, inputs)
+    (x,) = call.xs
+    num_points = positive_int("num_points", num_points)
+    chunk_size = check_chunk_size(chunk_size)
+    not_transformed("inputs", in_transform(x), "jacobian_sparsity")
+    with torch.no_grad():
+        x = x.detach()
+        output = _probe(call.func, (x,))
+        not_transformed("func", in_transform(output), "jacobian_sparsity")
+        out_shape, in_shape = output.shape, x.shape
+        m, n = output.numel(), x.numel()
+        generator = torch.Generator(device=x.device).manual_seed(_PROBE_SEED)
+        points = [x] + [
+            x
+            + _PROBE_SCALE
+            * (1 + x.abs())
+            * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            for _ in range(num_points - 1)
+        ]
+        forward = _forward_wins(out_shape, [in_shape], None)
+        count, other = (n, m) if forward else (m, n)
+        step = chunk_size or max(1, _PROBE_ENTRIES // max(other, 1))
+        found = [
+            _nonzeros(call, point, start, stop, forward)
+            for point in points
+            for start, stop in spans(count, step)
+        ]
+    flat = torch.unique(torch.cat(found)) if found else torch.zeros(0, dtype=torch.long)
+    flat = flat.to(x.device)
+    rows, cols = (flat // n, flat % n) if n else (flat, flat)
+    return _bool_coo(_indices(rows, cols, out_shape, in_shape), out_shape + in_shape)
+
+
+def _nonzeros(call: Call, x: Tensor, start: int, stop: int, forward: bool) -> Tensor:
+    """Flat positions ``row * n + col`` of the nonzeros of columns (or rows) ``start:stop``."""
+    n = x.numel()
+    if forward:
+        ensure_forward_ad()
+
+        def column(seed: Tensor) -> Tensor:
+            return cast(Tensor, torch.func.jvp(call.func, (x,), (seed,))[1])
+
+        block = torch.func.vmap(column, randomness="same")(one_hots(start, stop, 0, x.shape, x))
+        not_transformed("func", in_transform(block), "jacobian_sparsity")
+        col, row = (block.reshape(stop - start, -1) != 0).nonzero().unbind(1)
+        return row * n + col + start
+    output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(call.func, x))
+    (block,) = torch.func.vmap(vjp_fn)(one_hots(start, stop, 0, output.shape, output))
+    not_transformed("func", in_transform(block), "jacobian_sparsity")
+    row, col = (block.reshape(stop - start, -1) != 0).nonzero().unbind(1)
+    return (row + start) * n + col
