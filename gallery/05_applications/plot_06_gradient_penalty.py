@@ -94,7 +94,7 @@ assert_close(vg.batch_jacobian(scores, x_hat).reshape(6, 2), diagonal_blocks)
 
 # %%
 # The block structure is a property of the critic, not of the trick. Put a batch-normalisation
-# layer that normalises with the batch's own statistics into the critic and every score depends
+# layer that normalises with the batch's own statistics into a critic and every score depends
 # on every sample through the batch's mean and variance: the off-diagonal blocks fill in, and
 # the ones-VJP is the gradient of the summed scores, no longer each sample's gradient. The
 # :doc:`pitfalls page </pitfalls>` (its section "A vector of ones gives the derivative of each
