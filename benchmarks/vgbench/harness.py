@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
-import timeit
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -120,16 +120,28 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def clock(device: torch.device) -> Callable[[], float]:
-    """time.perf_counter, after waiting for the work queued on a CUDA device."""
-    if device.type != "cuda":
-        return time.perf_counter
+def time_calls(
+    run: Callable[[], Result], number: int, device: torch.device
+) -> tuple[float, Result]:
+    """Seconds that `number` calls of `run()` take one after the other, and the last result.
 
-    def synchronized() -> float:
+    The one way methods are timed: their checking call, the calls that size their blocks and
+    the blocks themselves. As in `timeit`, garbage collection is off meanwhile; on CUDA the
+    clock waits for the queued work at both ends.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
         synchronize(device)
-        return time.perf_counter()
-
-    return synchronized
+        started = time.perf_counter()
+        for _ in range(number - 1):
+            run()
+        result = run()
+        synchronize(device)
+        return time.perf_counter() - started, result
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def wrong(exc: Exception) -> str:
@@ -143,10 +155,8 @@ def tensors(result: Result) -> tuple[Tensor, ...]:
 def check(method: Method, device: torch.device) -> tuple[str | None, float]:
     """Run the method once (this is also its warm-up): why it is wrong, or None, and how long
     the call took."""
-    started = clock(device)()
     try:
-        result = method.run()
-        took = clock(device)() - started
+        took, result = time_calls(method.run, 1, device)
         torch.testing.assert_close(result, method.expected)
         if method.graph is not None:
             carried = [t.requires_grad for t in tensors(result)]
@@ -157,7 +167,9 @@ def check(method: Method, device: torch.device) -> tuple[str | None, float]:
     return None, took
 
 
-def block_size(timer: timeit.Timer, first_call: float, target: float, limit: float) -> int:
+def block_size(
+    run: Callable[[], Result], device: torch.device, first_call: float, target: float, limit: float
+) -> int:
     """Calls per block, so that a block takes about ``target`` seconds.
 
     ``first_call`` is the duration of the checking call: a method that took ``limit`` seconds
@@ -166,7 +178,7 @@ def block_size(timer: timeit.Timer, first_call: float, target: float, limit: flo
     if first_call >= limit:
         return 1
     number = 1
-    while (took := timer.timeit(number)) < target / 10:
+    while (took := time_calls(run, number, device)[0]) < target / 10:
         number *= 10
     return max(1, round(number * target / took))
 
@@ -181,19 +193,15 @@ def measure_case(
     ``run_time`` seconds of blocks: about ``ROUNDS`` rounds, fewer for methods whose single
     call outlasts a block. Interleaving makes every method of a case see the same load on a
     shared machine, and lets ratios be taken round by round (`paired_ratio`). A block is
-    timed by ``timeit`` (garbage collection off) and, on CUDA, synchronized at both ends.
+    timed by `time_calls`.
     """
     target = run_time / ROUNDS
-    timers = {
-        m.name: timeit.Timer("run()", timer=clock(device), globals={"run": m.run})
-        for m, _ in methods
-    }
-    numbers = {m.name: block_size(timers[m.name], first, target, run_time) for m, first in methods}
+    numbers = {m.name: block_size(m.run, device, first, target, run_time) for m, first in methods}
     blocks: dict[str, list[float]] = {m.name: [] for m, _ in methods}
     spent = dict.fromkeys(blocks, 0.0)
     while pending := [m for m, _ in methods if spent[m.name] < run_time]:
         for m in pending:
-            took = timers[m.name].timeit(numbers[m.name])
+            took, _ = time_calls(m.run, numbers[m.name], device)
             spent[m.name] += took
             blocks[m.name].append(took / numbers[m.name] * m.scale)
     return {name: (times, numbers[name]) for name, times in blocks.items()}
