@@ -246,26 +246,24 @@ def graph_cases(sizes: Sizes, device: torch.device) -> list[Case]:
             model, F.mse_loss, x, y, create_graph=True
         ),
     }
+    jacobian_details = f"||J||_F^2 + backward to x and parameters, hidden {h}, float32"
+    jacobian_penalties = (  # (kind, point, torch's way: reverse mode square, forward mode tall)
+        ("square", x, JACREV, lambda model, x: jacrev(model)(x)),
+        ("tall", x_narrow, JACFWD, lambda model, x: jacfwd(model)(x)),
+    )
     return [
-        graph_case(
-            f"graph: Jacobian penalty, square {m}->{m}",
-            f"||J||_F^2 + backward to x and parameters, hidden {h}, float32",
-            jacobian_penalty,
-            tanh_mlp((m, h, m), device),
-            (x,),
-            {JACREV: lambda model, x: jacrev(model)(x), AUTO: vg.jacobian},
-            AUTO,
-            JACREV,
-        ),
-        graph_case(
-            f"graph: Jacobian penalty, tall {narrow}->{m}",
-            f"||J||_F^2 + backward to x and parameters, hidden {h}, float32",
-            jacobian_penalty,
-            tanh_mlp((narrow, h, m), device),
-            (x_narrow,),
-            {JACFWD: lambda model, x: jacfwd(model)(x), AUTO: vg.jacobian},
-            AUTO,
-            JACFWD,
+        *(
+            graph_case(
+                f"graph: Jacobian penalty, {kind} {len(point)}->{m}",
+                jacobian_details,
+                jacobian_penalty,
+                tanh_mlp((len(point), h, m), device),
+                (point,),
+                {label: torch_way, AUTO: vg.jacobian},
+                AUTO,
+                label,
+            )
+            for kind, point, label, torch_way in jacobian_penalties
         ),
         graph_case(
             f"graph: WGAN-GP gradient penalty, N={n}",
