@@ -504,6 +504,13 @@ def _valid_output(func: Func, xs: tuple[Tensor, ...] | None) -> Tensor | None:
     return out if isinstance(out, Tensor) else None
 
 
+def _checkable(func: Func, xs: tuple[Tensor, ...] | None) -> Tensor | None:
+    """func's output where a result can be checked (float inputs, no randomness), else None."""
+    if not _float_inputs(xs) or func.random:
+        return None
+    return _valid_output(func, xs)
+
+
 def _float_inputs(xs: tuple[Tensor, ...] | None) -> bool:
     return xs is not None and all(
         x.dtype.is_floating_point and x.layout == torch.strided and x.device.type == "cpu"
@@ -540,12 +547,10 @@ def gen_jacobian(g: Gen, name: str) -> Case:
         return fn(func.call, inputs.value, strategy=strategy.value, chunk_size=chunk.value)
 
     def check(result: Any) -> str | None:
-        if not _float_inputs(xs) or func.random:
-            return None
-        tup = xs
-        out = _valid_output(func, tup)
+        out = _checkable(func, xs)
         if out is None:
             return None
+        tup = xs
         if not batch:  # the contract's dtype rule (item 3) is stated for jacobian
             want_dtypes = [torch.promote_types(out.dtype, x.dtype) for x in tup]
             problem = check_dtypes(result, want_dtypes, name)
@@ -651,12 +656,10 @@ def gen_jvp(g: Gen, name: str) -> Case:
         return vg.jvp(func.call, inputs.value, v.value)
 
     def check(result: Any) -> str | None:
-        if not _float_inputs(xs) or func.random:
-            return None
-        tup = xs
-        out = _valid_output(func, tup)
+        out = _checkable(func, xs)
         if out is None:
             return None
+        tup = xs
         vs = v.value if isinstance(v.value, tuple) else (v.value,)
         want = reference(
             lambda: torch.func.jvp(func.call, as64(tup), tuple(t.double() for t in vs))
@@ -684,12 +687,10 @@ def gen_hessian(g: Gen, name: str) -> Case:
         return vg.hessian(func.call, inputs.value)
 
     def check(result: Any) -> str | None:
-        if not _float_inputs(xs) or func.random:
-            return None
-        tup = xs
-        out = _valid_output(func, tup)
+        out = _checkable(func, xs)
         if out is None:
             return None
+        tup = xs
         argnums = tuple(range(len(tup)))
         shapes = [tuple(a.shape) + tuple(b.shape) for a in tup for b in tup]
         got_shapes = [tuple(t.shape) for t in flat(result)]
@@ -719,12 +720,10 @@ def gen_hvp(g: Gen, name: str) -> Case:
         return vg.hvp(func.call, inputs.value, v.value)
 
     def check(result: Any) -> str | None:
-        if not _float_inputs(xs) or func.random:
-            return None
-        tup = xs
-        out = _valid_output(func, tup)
+        out = _checkable(func, xs)
         if out is None:
             return None
+        tup = xs
         vs = tuple(t.double() for t in (v.value if isinstance(v.value, tuple) else (v.value,)))
         argnums = tuple(range(len(tup)))
         grad_fn = torch.func.grad(lambda *a: func.call(*a).reshape(()), argnums)
