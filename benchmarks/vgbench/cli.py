@@ -23,13 +23,14 @@ import torch
 
 import vecgrad as vg
 
-from . import batched, estimators, graph_costs, jacobians, memory, per_sample
+from . import batched, estimators, graph_costs, jacobians, memory, per_sample, sparse
 from .harness import RUN_TIME, Goal, Timing, family_goals, print_case, print_goals, time_case
 
 # The families of timed cases, in the order they run; each has `cases(quick, device)`.
-TIMED = (jacobians, batched, per_sample, estimators, graph_costs)
-# The order their goals print in, with the memory goals (the memory table prints last).
-GOAL_ORDER = (jacobians, batched, per_sample, memory, estimators, graph_costs)
+TIMED = (jacobians, batched, per_sample, estimators, graph_costs, sparse)
+# The order their goals print in, with the memory goals (the memory table prints last). The
+# sparse family also colours a large pattern and measures memory (`sparse.extras`) after its cases.
+GOAL_ORDER = (jacobians, batched, per_sample, memory, estimators, graph_costs, sparse)
 
 
 def cpu_name() -> str:
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 family_timings += case_timings
             found[family] = family_goals(str(device), cases, family_timings)
             timings += family_timings
+        found[sparse] += sparse.extras(args.quick, device)
         rows = memory.measure(args.quick, device)
         memory.print_table(device, args.quick, rows)
         memory_rows[str(device)] = rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import statistics
 import time
@@ -27,7 +28,8 @@ class Method:
     A method that computes only part of the result (some rows of a Jacobian, some samples)
     has `expected` cut to that part and `scale` set to undo the cut in its reported time.
     `graph`, when set, is whether every tensor of the result must carry the autograd graph
-    (`requires_grad`); it is checked with the values.
+    (`requires_grad`); it is checked with the values. `compare`, when set, turns the result
+    into what is compared with `expected` (a sparse result made dense), outside the timing.
     """
 
     name: str
@@ -36,15 +38,17 @@ class Method:
     scale: float = 1.0
     note: str = ""
     graph: bool | None = None
+    compare: Callable[[Result], Result] | None = None
 
 
 @dataclass(frozen=True)
 class RatioGoal:
     """The paired ratio of `numerator` to whichever of `denominators` has the smallest median
-    is at most `limit` (`most`), or at least `limit`."""
+    is at most `limit` (`most`), or at least `limit`. A tuple of numerators: the one of them
+    with the smallest median (the best of several slow ways)."""
 
     text: str
-    numerator: str
+    numerator: str | tuple[str, ...]
     denominators: tuple[str, ...]
     limit: float
     most: bool = True
@@ -157,6 +161,8 @@ def check(method: Method, device: torch.device) -> tuple[str | None, float]:
     the call took."""
     try:
         took, result = time_calls(method.run, 1, device)
+        if method.compare is not None:
+            result = method.compare(result)
         torch.testing.assert_close(result, method.expected)
         if method.graph is not None:
             carried = [t.requires_grad for t in tensors(result)]
@@ -255,12 +261,14 @@ def print_case(case: Case, timings: Sequence[Timing], elapsed: float) -> None:
 
 def ratio_goal(device: str, goal: RatioGoal, timings: Mapping[str, Timing]) -> Goal:
     """Whether `goal` is met by the `timings` of its case's methods, and the measured ratio."""
-    used = [timings.get(name) for name in (goal.numerator, *goal.denominators)]
+    numerators = (goal.numerator,) if isinstance(goal.numerator, str) else goal.numerator
+    used = [timings.get(name) for name in (*numerators, *goal.denominators)]
     measured_used = [t for t in used if t is not None and t.median_s is not None]
     if len(measured_used) < len(used):
         return Goal(device, goal.text, "not measured", False)
-    top, *others = measured_used
-    ratios = pairs(top, min(others, key=lambda t: cast(float, t.median_s)))
+    fastest = functools.partial(min, key=lambda t: cast(float, t.median_s))
+    tops, others = measured_used[: len(numerators)], measured_used[len(numerators) :]
+    ratios = pairs(fastest(tops), fastest(others))
     if not ratios:
         return Goal(device, goal.text, "not measured", False)
     value = statistics.median(ratios)

@@ -101,8 +101,9 @@ def rows_here(sizes: Sizes, device: torch.device) -> list[MemoryRow]:
     return rows
 
 
-def rows_in_child(quick: bool) -> list[MemoryRow]:
-    """`rows_here` on the CPU in a fresh process, where nothing else has touched memory.
+def rows_in_child(quick: bool, module: str = __name__) -> list[MemoryRow]:
+    """`rows_here` on the CPU in a fresh process, where nothing else has touched memory:
+    ``python -m module [--quick]``, which prints its rows as JSON on its last line.
 
     glibc's malloc is told to map every block of 64 KiB or more on its own and unmap it when
     freed, so memory released by the warm-up call leaves the resident set and the measured
@@ -111,7 +112,7 @@ def rows_in_child(quick: bool) -> list[MemoryRow]:
     if not Path("/proc/self/clear_refs").exists():
         return []
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    probe = [sys.executable, "-m", __name__, *(["--quick"] if quick else [])]
+    probe = [sys.executable, "-m", module, *(["--quick"] if quick else [])]
     package_parent = Path(__file__).resolve().parents[1]  # where -m finds this package
     done = subprocess.run(
         probe, env=env, cwd=package_parent, capture_output=True, text=True, check=False
