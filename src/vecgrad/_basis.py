@@ -30,9 +30,13 @@ def one_hots(
     repeated in ``batch`` rows: shape ``(stop - start, batch, *shape)``. ``like`` gives the dtype
     and device.
     """
-    block = zeros(like, (stop - start, math.prod(shape)))
-    # Row r is e_(start + r), which is one in column start + r - offset of this block.
-    block.diagonal(start - offset).fill_(1)
+    size = math.prod(shape)
+    if start == offset and stop - start == size:  # the whole identity: one kernel, the usual case
+        block = torch.eye(size, dtype=like.dtype, device=like.device)
+    else:
+        block = zeros(like, (stop - start, size))
+        # Row r is e_(start + r), which is one in column start + r - offset of this block.
+        block.diagonal(start - offset).fill_(1)
     block = block.view(stop - start, *shape)
     return block if batch is None else block.unsqueeze(1).expand(stop - start, batch, *shape)
 
