@@ -97,7 +97,7 @@ def coloured_pattern(pattern, colors):
 
 
 compressed = torch.where(B != 0, torch.arange(3.0), float("nan")).numpy()
-fig, axes = plt.subplots(1, 2, width_ratios=[n, 3 + 1])
+fig, axes = plt.subplots(1, 2, width_ratios=[n, 3 + 1], layout="constrained")
 style = {"cmap": "viridis", "vmin": 0, "vmax": 2}
 _ = axes[0].imshow(coloured_pattern(band, band_coloring.colors), **style)
 image = axes[1].imshow(compressed, **style)
@@ -157,7 +157,7 @@ torch.testing.assert_close(J_grid, torch.func.jacfwd(f_grid)(u), rtol=1e-14, ato
 # carry five different colours. Left, the colour of each grid point; right, the Jacobian's
 # pattern coloured by column, on the same colour scale.
 
-fig, axes = plt.subplots(1, 2, width_ratios=[1, 2])
+fig, axes = plt.subplots(1, 2, width_ratios=[1, 2], layout="constrained")
 style = {"cmap": "viridis", "vmin": 0, "vmax": 4}
 _ = axes[0].imshow(grid_coloring.colors.reshape(N, N).numpy(), **style)
 image = axes[1].imshow(coloured_pattern(stencil, grid_coloring.colors), **style)
