@@ -1,13 +1,12 @@
 """Time the documentation build: cold, no change, one example edited, one page edited.
 
-Each run works on a temporary copy of the checkout (the working tree is never touched) and builds
-with the project's command (``sphinx-build -W --keep-going -b html``, ``-j auto`` unless told
-otherwise). The log of each build says what it executed, so the script also checks that an edit
-re-executes exactly the edited example or page. Prints each median against its goal::
+Each round builds a fresh temporary copy of the checkout as ``nox -s docs`` does
+(``vecgrad_site.build``), then edits it. The logs say what each build executed, so the script also
+checks that an edit re-executes exactly the edited example or page. Prints each median (wall time,
+and the CPU time of the build's processes) against its goal::
 
-    python benchmarks/docs_build.py            # 3 rounds
-    python benchmarks/docs_build.py --rounds 1 --jobs 1
-    nox -s bench_docs -- --rounds 1
+    nox -s bench_docs                         # 3 rounds
+    nox -s bench_docs -- --rounds 1 -- -j 1   # extra sphinx-build options after --
 """
 
 from __future__ import annotations
@@ -15,151 +14,104 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
+import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-ROOT = Path(__file__).resolve().parents[1]
-# What a checkout holds that the build does not read, and what a build writes.
-IGNORE = shutil.ignore_patterns(
-    ".git", ".nox", ".venv", "__pycache__", ".*_cache", "_build", "*.egg-info"
-)
-# The API stub pages in docs/api/generated are sources (committed); their backreferences are not.
-GENERATED = ("docs/_build", "docs/gallery", "docs/api/generated/backreferences")
+from vecgrad_site import BuildError, build, copy_checkout
+
 EXAMPLE = "gallery/02_jacobians/plot_01_reconstruct_jacobian.py"
 PAGE = "docs/concepts/graph.md"
-# Goals in seconds on 2 cores; None: no time goal, only "re-executes just the edited file".
-GOALS: dict[str, float | None] = {
-    "cold": 30.0,
-    "no change": 3.0,
-    "one example edited": 8.0,
-    "one page edited": None,
+# Goals in seconds on 2 cores, and what each build may execute (examples, pages).
+GOALS = {
+    "cold": (40.0, None),
+    "no change": (3.0, ([], [])),
+    "one example edited": (8.0, ([Path(EXAMPLE).name], [])),
+    "one page edited": (None, ([], [Path(PAGE).name])),
 }
 EXECUTED_PAGE = re.compile(r"(\S+\.md): Executing notebook")
 
 
-class BuildError(RuntimeError):
-    """sphinx-build failed; the message ends with its log."""
-
-
-@dataclass
-class Build:
+class Build(NamedTuple):
     seconds: float
-    examples: list[str]  # example scripts executed
-    pages: list[str]  # notebook pages executed
+    cpu: float  # user + system time of the build's processes
+    executed: tuple[list[str], list[str]]  # example scripts, notebook pages
 
 
-def copy_checkout(dest: Path) -> Path:
-    """A copy of the checkout's sources at ``dest``, with nothing a build wrote (a cold build)."""
-    shutil.copytree(ROOT, dest, ignore=IGNORE, symlinks=True)
-    for rel in GENERATED:
-        shutil.rmtree(dest / rel, ignore_errors=True)
-    return dest
+def timed_build(copy: Path, options: list[str]) -> Build:
+    # sphinx-gallery writes ``<example>.py.md5`` beside its copy of each example it executes.
+    def checksums() -> dict[Path, int]:
+        return {p: p.stat().st_mtime_ns for p in (copy / "docs").glob("gallery/**/*.py.md5")}
 
-
-def checksums(copy: Path) -> dict[Path, int]:
-    """sphinx-gallery writes ``<example>.py.md5`` beside its copy of each example it executes."""
-    return {path: path.stat().st_mtime_ns for path in (copy / "docs").glob("gallery/**/*.py.md5")}
-
-
-def sphinx(copy: Path, jobs: str) -> Build:
-    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html"]
-    if jobs != "1":
-        command += ["-j", jobs]
-    command += ["-d", "docs/_build/doctrees", "docs", "docs/_build/html"]
-    env = {**os.environ, "PYTHONPATH": str(copy / "src"), "MPLBACKEND": "Agg"}
-    before = checksums(copy)
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    log = result.stdout + result.stderr
-    if result.returncode != 0:
-        raise BuildError(
-            f"{' '.join(command)} failed in {copy} (exit {result.returncode}):\n{log[-4000:]}"
-        )
-    executed = [path for path, mtime in checksums(copy).items() if before.get(path) != mtime]
-    return Build(
-        seconds,
-        sorted(path.name.removesuffix(".md5") for path in executed),
-        sorted(Path(p).name for p in set(EXECUTED_PAGE.findall(log))),
+    before, cpu, start = (
+        checksums(),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+        time.perf_counter(),
     )
+    log = build(copy, *options, capture=True)
+    seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    examples = sorted(
+        p.name.removesuffix(".md5") for p, t in checksums().items() if before.get(p) != t
+    )
+    pages = sorted({Path(p).name for p in EXECUTED_PAGE.findall(log)})
+    used = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
+    return Build(seconds, used, (examples, pages))
 
 
-def append(path: Path, text: str) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def one_round(jobs: str, number: int) -> dict[str, Build]:
+def one_round(number: int, options: list[str]) -> dict[str, Build]:
     """One cold build, then the three incremental ones, on a fresh copy."""
-    builds = {}
     with tempfile.TemporaryDirectory(prefix="vecgrad-docs-bench-") as tmp:
         copy = copy_checkout(Path(tmp) / "repo")
-        builds["cold"] = sphinx(copy, jobs)
-        builds["no change"] = sphinx(copy, jobs)
+        builds = {"cold": timed_build(copy, options), "no change": timed_build(copy, options)}
         # A change to the code makes sphinx-gallery's checksum of the script differ.
-        append(copy / EXAMPLE, f"\nprint('edited {number}')\n")
-        builds["one example edited"] = sphinx(copy, jobs)
+        with (copy / EXAMPLE).open("a", encoding="utf-8") as example:
+            example.write(f"\nprint('edited {number}')\n")
+        builds["one example edited"] = timed_build(copy, options)
         # A new code cell changes the notebook's code, which is what jupyter-cache hashes.
-        append(copy / PAGE, f"\n```{{code-cell}} ipython3\nedited = {number}\n```\n")
-        builds["one page edited"] = sphinx(copy, jobs)
+        with (copy / PAGE).open("a", encoding="utf-8") as page:
+            page.write(f"\n```{{code-cell}} ipython3\nedited = {number}\n```\n")
+        builds["one page edited"] = timed_build(copy, options)
     return builds
-
-
-def check_executed(name: str, build: Build) -> list[str]:
-    expected: dict[str, tuple[list[str], list[str]]] = {
-        "no change": ([], []),
-        "one example edited": ([Path(EXAMPLE).name], []),
-        "one page edited": ([], [Path(PAGE).name]),
-    }
-    if name not in expected:
-        return []
-    examples, pages = expected[name]
-    problems = []
-    if build.examples != examples:
-        problems.append(f"{name}: executed examples {build.examples}, expected {examples}")
-    if build.pages != pages:
-        problems.append(f"{name}: executed pages {build.pages}, expected {pages}")
-    return problems
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=3, help="fresh copies to build (median)")
-    parser.add_argument("--jobs", default="auto", help="sphinx-build -j (1: serial)")
+    parser.add_argument("options", nargs="*", help="extra sphinx-build options (after --)")
     args = parser.parse_args()
     rounds = []
     for number in range(args.rounds):
         try:
-            rounds.append(one_round(args.jobs, number))
+            rounds.append(one_round(number, args.options))
         except BuildError as err:
             print(err, file=sys.stderr)
             return 2
         times = ", ".join(f"{name} {b.seconds:.1f} s" for name, b in rounds[-1].items())
         print(f"round {number + 1}/{args.rounds}: {times}", flush=True)
-    cold = rounds[0]["cold"]
-    print(f"\ncold build executed {len(cold.examples)} examples and {len(cold.pages)} pages")
-    print(
-        f"{'build':<20} {'median':>8} {'goal':>8}  result   (sphinx-build -j {args.jobs}, "
-        f"{os.cpu_count()} cores, median of {args.rounds})"
-    )
+    examples, pages = rounds[0]["cold"].executed
+    print(f"\ncold build executed {len(examples)} examples and {len(pages)} pages")
+    setup = f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, median of {args.rounds}"
+    print(f"{'build':<20} {'median':>8} {'cpu':>8} {'goal':>8}  result   ({setup} {args.options})")
     problems = []
-    for name, goal in GOALS.items():
+    for name, (goal, executes) in GOALS.items():
         median = statistics.median(r[name].seconds for r in rounds)
-        mark = "-" if goal is None else ("met" if median <= goal else "MISSED")
-        goal_text = "-" if goal is None else f"{goal:.1f} s"
-        print(f"{name:<20} {median:>6.1f} s {goal_text:>8}  {mark}")
-        for r in rounds:
-            problems += check_executed(name, r[name])
-    for problem in problems:
-        print(f"re-execution: {problem}")
-    if not problems:
-        print("re-execution: each edit re-executed only the edited example or page")
+        cpu = statistics.median(r[name].cpu for r in rounds)
+        mark, goal_text = (
+            ("-", "-") if goal is None else ("met" if median <= goal else "MISSED", f"{goal:.1f} s")
+        )
+        print(f"{name:<20} {median:>6.1f} s {cpu:>6.1f} s {goal_text:>8}  {mark}")
+        problems += [
+            f"{name}: executed {r[name].executed}, expected {executes}"
+            for r in rounds
+            if executes is not None and r[name].executed != executes
+        ]
+    print(
+        "\n".join(problems) or "re-execution: each edit re-executed only the edited example or page"
+    )
     return 1 if problems else 0
 
 

@@ -138,8 +138,7 @@ sphinx_gallery_conf = {
     "show_signature": False,
     # Only printed output appears on the page; a trailing expression is never echoed.
     "capture_repr": (),
-    # Also pays torch's one-time import costs before the first example runs (see the function).
-    "reset_modules": ("matplotlib", "vecgrad_docs.warm_up_torch"),
+    "reset_modules": ("matplotlib",),
 }
 
 

@@ -161,31 +161,6 @@ def light_dark_scraper(block: Any, block_vars: dict[str, Any], gallery_conf: dic
     return "\n" + "\n".join(rst) + "\n" if rst else ""
 
 
-# -- Gallery execution -----------------------------------------------------------------------------
-
-_warmed_up = False
-
-
-def warm_up_torch(gallery_conf: dict[str, Any], fname: str, when: str) -> None:
-    """Pay torch's one-time costs before the first example, not inside it.
-
-    The first ``torch.testing.assert_close`` imports ``torch.distributed`` and the first
-    ``torch.func`` transform imports ``torch._dynamo`` (a second or more each); without this, the
-    timing shown for whichever example runs first would include them. Runs only when examples
-    are executed, so a rebuild with nothing to execute never imports torch.
-    """
-    global _warmed_up
-    if _warmed_up or when != "before":
-        return
-    import torch
-    import torch.func
-    import torch.testing
-
-    torch.testing.assert_close(torch.zeros(1), torch.zeros(1))
-    torch.func.vjp(torch.sin, torch.zeros(1))
-    _warmed_up = True
-
-
 # -- Descriptions of API pages --------------------------------------------------------------------
 
 

@@ -1,1 +1,1 @@
-"""Real-browser and crawl tests of the built documentation site."""
+"""Tests of the built documentation site in Chromium."""

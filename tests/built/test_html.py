@@ -1,57 +1,31 @@
-"""Static checks of the built site's HTML (no browser): API signatures read as plain types.
-
-The site is the one ``nox -s tests`` builds into ``docs/_build/html``; it is built here with the
-project's Sphinx command when it is missing.
-"""
+"""The API pages of the built site: signatures read as plain types, types link to their docs."""
 
 from __future__ import annotations
 
-import html
-import re
-import sys
-from pathlib import Path
-
 import pytest
+from bs4 import BeautifulSoup
+from vecgrad_site import no_problems
 
-ROOT = Path(__file__).resolve().parents[2]
-SITE = ROOT / "docs" / "_build" / "html"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import docs_build  # noqa: E402  (benchmarks/ is not a package)
-
-SIGNATURE = re.compile(r'<dt class="sig sig-object[^"]*"[^>]*>(.*?)</dt>', re.DOTALL)
-TAG = re.compile(r"<[^>]+>")
 # What leaks when autodoc cannot turn an annotation into a type name.
 LEAKS = ("TypeAliasForwardRef", "ForwardRef(", "<class ", "typing.", "~")
 
 
 @pytest.fixture(scope="module")
-def pages() -> dict[str, str]:
-    """Every HTML page of the built site: path from the site root -> text."""
-    if not (SITE / "index.html").is_file():
-        docs_build.sphinx(ROOT, "auto")
+def api(parsed_pages: dict[str, BeautifulSoup]) -> dict[str, list[str]]:
+    """API page -> its signatures as a reader sees them (whitespace collapsed)."""
     return {
-        path.relative_to(SITE).as_posix(): path.read_text(encoding="utf-8")
-        for path in sorted(SITE.rglob("*.html"))
+        rel: [" ".join(dt.get_text().split()).removesuffix("¶") for dt in page.select("dt.sig")]
+        for rel, page in parsed_pages.items()
+        if rel.startswith("api/generated/")
     }
 
 
-def signatures(text: str) -> list[str]:
-    """The signatures of a page as a reader sees them (tags dropped, whitespace collapsed)."""
-    return [
-        " ".join(html.unescape(TAG.sub("", found)).split()).removesuffix("¶")
-        for found in SIGNATURE.findall(text)
-    ]
-
-
-def test_no_page_contains_type_alias_forward_ref(pages: dict[str, str]) -> None:
-    found = [rel for rel, text in pages.items() if "TypeAliasForwardRef" in text]
+def test_no_page_contains_type_alias_forward_ref(parsed_pages: dict[str, BeautifulSoup]) -> None:
+    found = [rel for rel, page in parsed_pages.items() if "TypeAliasForwardRef" in str(page)]
     assert not found, f"TypeAliasForwardRef appears in {found}"
 
 
-def test_api_signatures_read_as_plain_types(pages: dict[str, str]) -> None:
-    api = {rel: signatures(text) for rel, text in pages.items() if rel.startswith("api/generated/")}
-    assert len(api) >= 9, f"expected the API pages, found {sorted(api)}"
+def test_api_signatures_read_as_plain_types(api: dict[str, list[str]]) -> None:
     problems = [f"{rel}: no signature" for rel, sigs in api.items() if not sigs]
     problems += [
         f"{rel}: {leak!r} in {sig}"
@@ -60,7 +34,7 @@ def test_api_signatures_read_as_plain_types(pages: dict[str, str]) -> None:
         for leak in LEAKS
         if leak in sig
     ]
-    assert not problems, "\n".join(problems)
+    no_problems(problems, "API signature problems")
     # The annotations the issue named, as a reader sees them.
     jvp = " ".join(api["api/generated/vecgrad.jvp.html"])
     assert "inputs: Tensor, v: Tensor) → tuple[Tensor, Tensor]" in jvp
@@ -79,9 +53,9 @@ def test_api_signatures_read_as_plain_types(pages: dict[str, str]) -> None:
     assert "model: Module" in per_sample
 
 
-def test_signature_types_link_to_their_docs(pages: dict[str, str]) -> None:
+def test_signature_types_link_to_their_docs(parsed_pages: dict[str, BeautifulSoup]) -> None:
     """Tensor in a signature links to PyTorch's documentation (the offline inventory)."""
-    text = pages["api/generated/vecgrad.jvp.html"]
-    signature = SIGNATURE.search(text)
+    signature = parsed_pages["api/generated/vecgrad.jvp.html"].select_one("dt.sig")
     assert signature is not None
-    assert "https://docs.pytorch.org/docs/stable/tensors.html#torch.Tensor" in signature.group(1)
+    links = [a.get("href") for a in signature.select("a")]
+    assert "https://docs.pytorch.org/docs/stable/tensors.html#torch.Tensor" in links

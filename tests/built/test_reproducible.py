@@ -1,10 +1,10 @@
 """Two cold builds of the same commit give the same site, but for an explicit allow-list.
 
 The test makes one cold build (every example and notebook executed) of a copy of the checkout in a
-temporary folder, and compares it with the site ``nox -s tests`` built in ``docs/_build/html``;
-when that site is missing it makes a second cold build instead. Compared: every HTML page (after
-the allow-list's substitutions), the set of pages, ``sitemap.xml`` and the bytes of every image.
-Not compared: search index, downloads (the zips hold file times), build info.
+temporary folder, and compares it with the site in ``docs/_build/html`` (built first when it is not
+current). Compared: every HTML page (after the allow-list's substitutions), the set of pages,
+``sitemap.xml`` and the bytes of every image. Not compared: search index, downloads (the zips hold
+file times), build info.
 
 It takes one cold build (about a minute on 2 cores); ``-m "not site_build"`` leaves it out.
 """
@@ -12,17 +12,11 @@ It takes one cold build (about a minute on 2 cores); ``-m "not site_build"`` lea
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-SITE = ROOT / "docs" / "_build" / "html"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import docs_build  # noqa: E402  (benchmarks/ is not a package)
+from vecgrad_site import build, copy_checkout
 
 pytestmark = pytest.mark.site_build
 
@@ -104,16 +98,11 @@ def site_files(site: Path, pattern: str) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def sites(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The site of ``nox -s tests`` (or a first cold build) and a fresh cold build."""
-    reference = SITE
-    if not (reference / "index.html").is_file():
-        first = docs_build.copy_checkout(tmp_path_factory.mktemp("first") / "repo")
-        docs_build.sphinx(first, "auto")
-        reference = first / "docs" / "_build" / "html"
-    fresh = docs_build.copy_checkout(tmp_path_factory.mktemp("fresh") / "repo")
-    docs_build.sphinx(fresh, "auto")
-    return reference, fresh / "docs" / "_build" / "html"
+def sites(site_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The current site and a fresh cold build of a copy of the checkout."""
+    fresh = copy_checkout(tmp_path_factory.mktemp("fresh") / "repo")
+    build(fresh, capture=True)
+    return site_dir, fresh / "docs" / "_build" / "html"
 
 
 def test_same_pages(sites: tuple[Path, Path]) -> None:

@@ -1,9 +1,10 @@
 """A print the kernel split into two stream messages renders like the whole, through myst-nb.
 
 Two notebooks with stored outputs (no kernel: ``nb_execution_mode = "off"``) are built with
-myst-nb and the site's ``vecgrad_docs`` extension, as in ``docs/conf.py``: one holds a cell's
-printed text as one message, the other as the two messages ipykernel sends when its output
-thread flushes between a print's text and its newline. myst-nb 1.4.0's own merge renders the
+myst-nb and the site's ``vecgrad_docs`` extension (on the path where ``docs/_tooling`` is
+installed), as in ``docs/conf.py``: one holds a cell's printed text as one message, the other as
+the two messages ipykernel sends when its output thread flushes between a print's text and its
+newline. myst-nb 1.4.0's own merge renders the
 second with a blank line. tests/test_streams.py checks the joining itself without myst-nb.
 """
 
@@ -13,15 +14,11 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-EXT = Path(__file__).resolve().parents[2] / "docs" / "_ext"
 PRINTED = ("the backward returns no gradient", "loop: tensor([0.5403, 0.9950])")
-CONF = f"""\
-import sys
-sys.path.insert(0, {str(EXT)!r})
+CONF = """\
 extensions = ["myst_nb", "sphinx.ext.viewcode", "vecgrad_docs"]
 exclude_patterns = ["_build"]
 nb_execution_mode = "off"
@@ -84,7 +81,6 @@ def test_no_blank_line_between_the_prints(rendered: dict[str, str]) -> None:
 
 def test_moved_merge_stops_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
     """If myst-nb's renderer no longer merges where the extension hooks in, the build fails."""
-    monkeypatch.syspath_prepend(str(EXT))
     import vecgrad_docs
     from myst_nb.core import render
     from sphinx.errors import ExtensionError

@@ -1,0 +1,222 @@
+"""The vecgrad site: where it is built, with which command, whether it is current, how to read it.
+
+The one owner of what the noxfile, the site tests (tests/built, tests/browser) and the docs
+benchmark share. ``python -m vecgrad_site build [--if-stale] [SPHINX OPTIONS]`` builds the site,
+``python -m vecgrad_site serve`` rebuilds it as you edit. Installed (``pip install -e
+docs/_tooling``), it is also a pytest plugin: the ``site_dir``, ``site_pages``, ``parsed_pages``
+and ``stats`` fixtures, and the counts printed at the end of a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+if TYPE_CHECKING:
+    from bs4 import BeautifulSoup
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = ROOT / "docs/_build/html"
+STAMP = "docs/_build/site-inputs.json"  # a hash of the sources and options of the last good build
+# What a build writes into the checkout: not hashed, not copied for a cold build.
+GENERATED = (
+    "docs/_build/",
+    "docs/gallery/",
+    "docs/api/generated/backreferences/",
+    "docs/_static/mathjax/",
+)
+NOT_SOURCES = (".git", ".nox", ".venv", "__pycache__", ".*_cache", "*.egg-info")
+# The address the site is built for is in its pages (canonical links, sitemap, 404 page).
+ADDRESS = ("READTHEDOCS_CANONICAL_URL", "VECGRAD_DOCS_URL")
+
+
+def in_ci() -> bool:
+    """True under CI (``CI=true``): a site test that cannot run fails instead of skipping."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def sphinx_command(root: Path = ROOT, *options: str) -> list[str]:
+    """Warnings are errors; ``-j auto`` runs the notebook pages in parallel while it reads them;
+    ``-T`` prints a failing cell's whole traceback."""
+    out = root / "docs/_build"
+    flags = ["-T", "-j", "auto", "-W", "--keep-going", "-b", "html", "-d", str(out / "doctrees")]
+    return [sys.executable, "-m", "sphinx", *flags, *options, str(root / "docs"), str(out / "html")]
+
+
+def inputs(root: Path = ROOT, *options: str) -> str:
+    """A hash of what the site is built from: docs/, gallery/, src/, the pins and the options."""
+    digest = hashlib.sha256()
+    files = [root / "constraints.txt", root / "pyproject.toml"]
+    for folder in ("docs", "gallery", "src"):
+        files += [
+            p for p in (root / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        ]
+    for path in sorted(files):
+        rel = path.relative_to(root).as_posix()
+        if not rel.startswith(GENERATED):
+            digest.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    for value in (*(f"{name}={os.environ.get(name, '')}" for name in ADDRESS), *options):
+        digest.update(value.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def is_current(root: Path = ROOT, *options: str) -> bool:
+    """True when a build succeeded from exactly the sources and options there are now."""
+    stamp = root / STAMP
+    if not (stamp.is_file() and (root / "docs/_build/html/index.html").is_file()):
+        return False
+    return bool(json.loads(stamp.read_text(encoding="utf-8"))["inputs"] == inputs(root, *options))
+
+
+class BuildError(RuntimeError):
+    """sphinx-build failed; the message ends with its log when it was captured."""
+
+
+def build(root: Path = ROOT, *options: str, capture: bool = False) -> str:
+    """Build the site of the checkout at ``root``; the log when ``capture``. The stamp is written
+    only after a successful build, so a failed or interrupted one is never taken for current."""
+    (root / STAMP).unlink(missing_ok=True)
+    digest = inputs(root, *options)
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "MPLBACKEND": "Agg"}
+    command = sphinx_command(root, *options)
+    done = subprocess.run(command, cwd=root, env=env, capture_output=capture, text=True)
+    log = (done.stdout or "") + (done.stderr or "")
+    if done.returncode:
+        raise BuildError(f"`{' '.join(command)}` failed (exit {done.returncode})\n{log[-6000:]}")
+    (root / STAMP).write_text(json.dumps({"inputs": digest}) + "\n", encoding="utf-8")
+    return log
+
+
+def copy_checkout(dest: Path, root: Path = ROOT) -> Path:
+    """A copy of the checkout's sources at ``dest``, without anything a build wrote."""
+    shutil.copytree(root, dest, ignore=shutil.ignore_patterns(*NOT_SOURCES), symlinks=True)
+    for rel in GENERATED:
+        shutil.rmtree(dest / rel, ignore_errors=True)
+    return dest
+
+
+# -- Reading the built site ------------------------------------------------------------------------
+
+
+def parse(path: Path) -> BeautifulSoup:
+    from bs4 import BeautifulSoup  # furo's dependency: there wherever the site is built
+
+    return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+def served_prefix(site: Path) -> str:
+    """The URL path the site is built to live under (``/``, or ``/vecgrad/`` for a project site),
+    from the absolute links of its 404 page (sphinx-notfound-page)."""
+    found = re.search(r'href="(/[^"]*?)_static/', (site / "404.html").read_text(encoding="utf-8"))
+    return found.group(1) if found else "/"
+
+
+def resolve(page: str, url: str, prefix: str = "/") -> tuple[str | None, str]:
+    """The site path and fragment that ``url`` on ``page`` points to; None for another site.
+
+    Absolute paths are relative to where the site is mounted (``prefix``); a path that leaves
+    the site starts with ``(outside the site)``.
+    """
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    if parts.scheme or parts.netloc:
+        return None, ""
+    if not path.startswith("/"):
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(page), path)) if path else page
+    elif path.startswith(prefix):
+        target = posixpath.normpath(path[len(prefix) :] or ".")
+    else:
+        return f"(outside the site) {path}", ""
+    if target == "." or path.endswith("/"):
+        target = posixpath.normpath(posixpath.join(target, "index.html"))
+    if target.startswith("../"):
+        return f"(outside the site) {target}", ""
+    return target, unquote(parts.fragment)
+
+
+# -- pytest plugin: the site fixtures and the summary counts --------------------------------------
+
+
+def no_problems(problems: list[str], what: str) -> None:
+    """Fail with one line per problem found, under a count of them: ``3 broken links:``."""
+    assert not problems, f"{len(problems)} {what}:\n  " + "\n  ".join(problems)
+
+
+STATS = pytest.StashKey[Counter[str]]()
+
+
+@pytest.fixture(scope="session")
+def stats(request: pytest.FixtureRequest) -> Counter[str]:
+    """Counts printed at the end of the run (pages, page loads, links, downloads, axe runs...)."""
+    return request.config.stash.setdefault(STATS, Counter())
+
+
+@pytest.fixture(scope="session")
+def site_dir() -> Path:
+    """The built site; built here, log captured, unless it is current (:func:`is_current`)."""
+    if not is_current():
+        try:
+            build(capture=True)
+        except BuildError as err:
+            pytest.fail(str(err))
+    return SITE
+
+
+@pytest.fixture(scope="session")
+def site_pages(site_dir: Path) -> list[str]:
+    """Every HTML page of the site, as a path from its root; assets and downloads left out."""
+    rels = [path.relative_to(site_dir) for path in site_dir.rglob("*.html")]
+    assets = {"_static", "_sources", "_downloads", "_images"}
+    pages = sorted(rel.as_posix() for rel in rels if rel.parts[0] not in assets)
+    assert "index.html" in pages, f"no index.html among the built pages: {pages}"
+    return pages
+
+
+@pytest.fixture(scope="session")
+def parsed_pages(site_dir: Path, site_pages: list[str]) -> dict[str, BeautifulSoup]:
+    return {rel: parse(site_dir / rel) for rel in site_pages}
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if counts := config.stash.get(STATS, None):
+        terminalreporter.write_sep("-", "vecgrad site checks")
+        for name, value in counts.items():
+            terminalreporter.write_line(f"{name}: {value}")
+
+
+def main(command: str = "", *args: str) -> int:
+    if command == "serve":
+        watch = ["--watch", "src", "--watch", "gallery"]
+        ignore = ["--ignore", "docs/gallery", "--ignore", "docs/api/generated"]
+        autobuild = sphinx_command(ROOT, *watch, *ignore, *args)[3:]
+        return subprocess.call([sys.executable, "-m", "sphinx_autobuild", *autobuild], cwd=ROOT)
+    if command != "build":
+        print("usage: python -m vecgrad_site build [--if-stale] [SPHINX OPTIONS] | serve")
+        return 2
+    options = [arg for arg in args if arg != "--if-stale"]
+    if "--if-stale" in args and is_current(ROOT, *options):
+        print(f"The site in {SITE} is current: reusing it.")
+        return 0
+    try:
+        build(ROOT, *options)
+    except BuildError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"The site is at {SITE / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))

@@ -1,0 +1,126 @@
+"""The site's own features in Chromium: the not-found page, the search page, and screenshots.
+
+Static hosts (GitHub Pages, Read the Docs) answer a missing URL with the site's 404.html at that
+URL, so its links must work from any depth. The search page uses Sphinx's search index, no
+server. The screenshots (light and dark, of the start page and a gallery example) go to pytest's
+temporary folder, named in the counts printed at the end of the run, for a person to look at.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from bs4 import BeautifulSoup
+from PIL import Image, ImageStat
+from playwright.sync_api import BrowserContext, Page, Route
+
+from .conftest import PageLog, wait_for_mathjax, watch
+
+pytestmark = pytest.mark.browser
+
+STYLED = """() => ({
+  sheets: Array.from(document.querySelectorAll('link[rel="stylesheet"]'),
+    (link) => ({href: link.href, rules: link.sheet ? link.sheet.cssRules.length : -1})),
+  layout: getComputedStyle(document.querySelector(".page") || document.body).display,
+  heading: document.querySelector("h1")?.innerText,
+})"""
+SEARCH_DONE = "() => document.querySelector('#search-results .search-summary')?.textContent.trim()"
+
+
+def check_rendered(page: Page, log: PageLog) -> None:
+    """The page has its styles, furo's layout and a heading; no errors but its own not-found."""
+    state = page.evaluate(STYLED)
+    problems = [f"stylesheet {s['href']} not applied" for s in state["sheets"] if s["rules"] <= 0]
+    problems += [] if state["sheets"] else ["no stylesheet"]
+    problems += [] if state["layout"] == "flex" else [f"no furo layout: {state['layout']}"]
+    problems += [] if state["heading"] else ["no heading"]
+    # The not-found answer itself is expected: the browser logs it, as it should.
+    problems += [e for e in log.errors if not (e.endswith(f"({page.url}:0)") and "404" in e)]
+    problems += log.offsite + [f for f in log.failed if not f.startswith(page.url + ":")]
+    assert not problems, f"{page.url}:\n  " + "\n  ".join(problems)
+
+
+def test_404_page_renders_at_its_own_address(context: BrowserContext, site_dir: Path) -> None:
+    log, page = watch(context, site_dir)[-1], context.new_page()
+    response = page.goto("404.html")
+    assert response is not None
+    assert response.status == 200, f"404.html: HTTP {response.status}"
+    check_rendered(page, log)
+
+
+def test_404_page_renders_for_a_missing_deep_url(
+    context: BrowserContext, site_dir: Path, base_url: str
+) -> None:
+    body, missing = (site_dir / "404.html").read_bytes(), "no/such/folder/page.html"
+
+    def answer_like_a_static_host(route: Route) -> None:
+        route.fulfill(status=404, body=body, content_type="text/html; charset=utf-8")
+
+    log, page = watch(context, site_dir, "dark")[-1], context.new_page()
+    page.route(base_url + missing, answer_like_a_static_host)
+    response = page.goto(missing)
+    assert response is not None
+    assert response.status == 404, f"{missing}: HTTP {response.status}"
+    check_rendered(page, log)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("jacobian", "api/generated/vecgrad.jacobian.html"),
+        ("per_sample_grads", "api/generated/vecgrad.per_sample_grads.html"),
+        ("Hessian", "gallery/04_second_order/plot_01_hessians.html"),
+    ],
+)
+def test_search_finds_the_page(
+    context: BrowserContext, site_dir: Path, base_url: str, query: str, expected: str
+) -> None:
+    log, page = watch(context, site_dir)[-1], context.new_page()
+    page.goto(f"search.html?q={quote(query)}")
+    page.wait_for_function(SEARCH_DONE, timeout=20_000)  # filled once the last result is listed
+    links = page.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.href)")
+    results = [link.split("#")[0].split("?")[0].removeprefix(base_url) for link in links]
+    assert not log.errors + log.failed + log.offsite, f"search page for {query!r}: {log}"
+    assert expected in results, f"search for {query!r} listed {results}"
+
+
+def test_screenshots_light_and_dark(
+    new_context: Callable[..., BrowserContext],
+    site_dir: Path,
+    parsed_pages: dict[str, BeautifulSoup],
+    tmp_path_factory: pytest.TempPathFactory,
+    stats: Counter[str],
+) -> None:
+    """Dark screenshots are darker than light ones, as a look at them would tell."""
+    example = next(
+        rel
+        for rel, page in parsed_pages.items()
+        if rel.startswith("gallery/")
+        and page.select("img.only-light")
+        and page.select("a.download")
+    )
+    folder, problems = tmp_path_factory.mktemp("screenshots"), []
+    for rel in ("index.html", example):
+        levels = {}
+        for theme in ("light", "dark"):
+            path = folder / f"{rel.removesuffix('.html').replace('/', '_')}-{theme}.png"
+            context = new_context(color_scheme=theme)
+            log, page = watch(context, site_dir, theme)[-1], context.new_page()
+            page.goto(rel)
+            if page.evaluate("() => document.querySelector('.math') !== null"):
+                assert wait_for_mathjax(page), f"{rel}: MathJax did not start"
+            page.evaluate("() => document.fonts.ready.then(() => true)")
+            page.screenshot(path=str(path), full_page=True)
+            problems += [f"{rel} [{theme}]: {p}" for p in log.errors + log.failed]
+            with Image.open(path) as image:
+                levels[theme] = ImageStat.Stat(image.convert("L")).mean[0]
+        if not levels["dark"] < levels["light"] - 60:
+            problems.append(
+                f"{rel}: mean brightness light {levels['light']:.0f}, dark {levels['dark']:.0f}"
+            )
+    stats[f"screenshots (in {folder})"] = len(list(folder.glob("*.png")))
+    assert not problems, "\n".join(problems)
