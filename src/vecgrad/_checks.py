@@ -18,6 +18,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from vecgrad._memory import in_transform
 
 _FLOATS = "float16, bfloat16, float32 or float64"
+# The gallery example on complex numbers (gallery/02_jacobians/plot_04_complex.py).
+COMPLEX_EXAMPLE = "https://vecgrad.github.io/vecgrad/gallery/02_jacobians/plot_04_complex.html"
 
 
 class BadType(TypeError):
@@ -80,11 +82,27 @@ def check_tensor(name: str, value: object) -> Tensor:
     return value
 
 
+def complex_recipe(dtype: torch.dtype) -> str:
+    """For a complex ``dtype``, the way to differentiate anyway; otherwise nothing.
+
+    A complex Jacobian of ``output.shape + input.shape`` holds only holomorphic derivatives, and
+    torch.func.jacrev and jacfwd refuse complex tensors too; the real view has one answer.
+    """
+    if not dtype.is_complex:
+        return ""
+    return (
+        " vecgrad differentiates real tensors: differentiate the real view instead, with "
+        "torch.view_as_real and torch.view_as_complex, as the example at "
+        f"{COMPLEX_EXAMPLE} shows."
+    )
+
+
 def check_real_floating(name: str, tensor: Tensor) -> None:
     """Refuse a tensor of an integer, boolean or complex dtype."""
     if not tensor.dtype.is_floating_point:
         raise BadType(
             f"`{name}` must have a real floating-point dtype ({_FLOATS}); got {tensor.dtype}."
+            + complex_recipe(tensor.dtype)
         )
 
 
@@ -99,6 +117,7 @@ def check_output(out: object, name: str = "func") -> Tensor:
     if not out.dtype.is_floating_point:
         raise BadType(
             f"`{name}` must return a real floating-point Tensor ({_FLOATS}); got dtype {out.dtype}."
+            + complex_recipe(out.dtype)
         )
     return out
 
