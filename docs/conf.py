@@ -197,7 +197,16 @@ notfound_context = {
 # One install line, source links, the version stamp, notebooks and Colab links, llms.txt. Every
 # address comes from the Source URL in pyproject.toml's [project.urls].
 
-from vecgrad_reader import INSTALL, NOTEBOOK_CELL, REPOSITORY, linkcode_resolve, stamp  # noqa: F401
+from vecgrad_reader import (  # noqa: F401
+    INSTALL,
+    NOTEBOOK_CELL,
+    REPOSITORY,
+    linkcode_resolve,
+    source_commit,
+    stamp,
+)
+
+vecgrad_commit = source_commit()  # what the [GitHub] links of API entries point at
 
 # The first cell of every notebook sphinx-gallery writes (pages' notebooks get it too).
 sphinx_gallery_conf["first_notebook_cell"] = NOTEBOOK_CELL

@@ -308,6 +308,9 @@ def dark_thumbnails(app: Sphinx, doctree: nodes.document) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    # The API pages' [GitHub] links name the commit (conf.py sets it): a new commit re-reads
+    # every page (nothing is executed again: sphinx-gallery and jupyter-cache key on the code).
+    app.add_config_value("vecgrad_commit", "main", "env", types=frozenset({str}))
     app.add_directive("vecgrad-install", InstallDirective)
     # Before Sphinx's image collector (priority 500) copies the page's images.
     app.connect("doctree-read", dark_thumbnails, priority=400)
