@@ -227,13 +227,29 @@ def source_buttons(
 # -- The notebooks folder --------------------------------------------------------------------------
 
 
+ROLE = re.compile(r"\{(?P<role>[a-z:]+)\}`(?P<text>[^`]+)`")
+
+
+def plain_role(found: re.Match[str]) -> str:
+    """A MyST role as Jupyter shows it: its text; code (``{func}``, ...) as inline code."""
+    text = found["text"]
+    shown = re.sub(r"\s*<[^>]*>$", "", text) if text.endswith(">") else text
+    if shown.startswith("~"):
+        shown = shown.rpartition(".")[2]
+    return shown if found["role"] in ("term", "ref", "doc", "math") else f"`{shown}`"
+
+
 def page_notebook(path: Path) -> dict[str, Any]:
-    """A MyST page as a notebook (myst-nb's own reader), the install cell first."""
+    """A MyST page as a notebook (myst-nb's own reader), the install cell first; roles, which
+    Jupyter does not know, become their text."""
     import nbformat
     from myst_nb.core.read import read_myst_markdown_notebook
 
     notebook = read_myst_markdown_notebook(path.read_text(encoding="utf-8"))
     notebook.metadata.pop("file_format", None)
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = ROLE.sub(plain_role, cell.source)
     notebook.cells.insert(0, nbformat.v4.new_code_cell(NOTEBOOK_CELL))
     for number, cell in enumerate(notebook.cells):
         cell["id"] = f"cell-{number}"  # fixed ids: the same file from every build

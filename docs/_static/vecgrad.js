@@ -9,3 +9,13 @@ function vecgradFocusableScrollers() {
 }
 document.addEventListener("DOMContentLoaded", vecgradFocusableScrollers);
 window.addEventListener("resize", vecgradFocusableScrollers);
+
+// furo puts the page's view/edit buttons and the theme toggle above the article, outside every
+// landmark (axe: region); name the group as one, so a screen reader lists it with the others.
+document.addEventListener("DOMContentLoaded", () => {
+  const tools = document.querySelector(".content-icon-container");
+  if (tools && tools.querySelector(".view-this-page, .edit-this-page")) {
+    tools.setAttribute("role", "navigation");
+    tools.setAttribute("aria-label", "This page's source and colour theme");
+  }
+});

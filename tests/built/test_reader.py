@@ -29,6 +29,7 @@ from vecgrad_reader import (
     NOTEBOOKS,
     PACKAGES,
     REPOSITORY,
+    ROLE,
     colab_url,
 )
 from vecgrad_site import ROOT, no_problems, resolve
@@ -108,6 +109,8 @@ def test_every_notebook_starts_by_installing_what_it_imports(
             problems.append(f"{rel}: first cell {first.source[:80]!r}")
         needed = {PROVIDES.get(name, f"(unknown: {name})") for name in imported(notebook)}
         problems += [f"{rel}: imports need {n}, not installed" for n in needed - set(PACKAGES)]
+        markdown = "".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+        problems += [f"{rel}: MyST role {m[0]!r} left" for m in ROLE.finditer(markdown)][:3]
     stats["notebooks checked (install cell, imports)"] = len(found)
     no_problems(problems, "notebooks that do not install what they need")
 
