@@ -2,7 +2,16 @@
 # /// script
 # dependencies = ["nox>=2025.2.9"]
 # ///
-"""Developer sessions for vecgrad: docs, tests, unit, lint, bench and serve (``nox --list``).
+"""Developer sessions for vecgrad (``nox --list``; ``nox`` alone runs the first three):
+
+- ``docs``: build the site, every example executed, then the package's doctests.
+- ``tests``: unit, property and doctest tests, then the built site's files and the site in Chromium.
+- ``lint``: ruff and mypy --strict.
+- ``unit``: only the unit, property and doctest tests.
+- ``bench``: vecgrad against the reference methods, as a table of ratios.
+- ``bench_docs``: cold, no-change, one-example-edit and one-page-edit site builds against goals.
+- ``api_stubs``: rewrite the API stub pages of docs/api.rst.
+- ``serve``: rebuild and reload the site in the browser while you edit.
 
 The site's paths, Sphinx command and build stamp belong to ``docs/_tooling/vecgrad_site.py``, which
 the site sessions install and run inside their environment.

@@ -34,6 +34,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
+    "sphinx.ext.linkcode",
     "myst_nb",  # loads myst_parser itself: do not list it too
     "sphinx_gallery.gen_gallery",
     "sphinx_copybutton",
@@ -41,7 +42,9 @@ extensions = [
     "sphinxext.opengraph",
     "notfound.extension",
     "sphinx_sitemap",
+    "sphinx_llms_txt",
     "vecgrad_docs",
+    "vecgrad_reader",
 ]
 
 exclude_patterns = [
@@ -151,7 +154,8 @@ html_css_files = ["vecgrad.css"]
 html_favicon = "_static/favicon.svg"
 html_logo = None
 html_show_sourcelink = False
-html_copy_source = False
+# The page sources are copied: llms-full.txt (sphinx-llms-txt) is made from them.
+html_copy_source = True
 html_theme_options = {
     "navigation_with_keys": True,
 }
@@ -187,3 +191,54 @@ notfound_context = {
         f'<a href="{notfound_urls_prefix}gallery/index.html">the examples</a>.</p>'
     ),
 }
+
+
+# -- What a reader gets beyond the pages (_ext/vecgrad_reader.py) ----------------------------------
+# One install line, source links, the version stamp, notebooks and Colab links, llms.txt. Every
+# address comes from the Source URL in pyproject.toml's [project.urls].
+
+from vecgrad_reader import (  # noqa: F401
+    INSTALL,
+    NOTEBOOK_CELL,
+    REPOSITORY,
+    linkcode_resolve,
+    source_commit,
+    stamp,
+)
+
+vecgrad_commit = source_commit()  # what the [GitHub] links of API entries point at
+
+# The first cell of every notebook sphinx-gallery writes (pages' notebooks get it too).
+sphinx_gallery_conf["first_notebook_cell"] = NOTEBOOK_CELL
+html_context = {"vecgrad_stamp": stamp(release)}
+html_theme_options |= {
+    # furo's "view" and "edit" buttons on every page built from a file of the repository.
+    "source_repository": REPOSITORY + "/",
+    "source_branch": "main",
+    "source_directory": "docs/",
+    "footer_icons": [
+        {
+            "name": "vecgrad on GitHub",
+            "url": REPOSITORY,
+            "class": "",
+            "html": (
+                '<svg stroke="currentColor" fill="currentColor" stroke-width="0" '
+                'viewBox="0 0 16 16" aria-hidden="true"><path fill-rule="evenodd" d="M8 0C3.58 0 '
+                "0 3.58 0 8c0 3.54 2.29 6.53 5.47 7.59.4.07.55-.17.55-.38 0-.19-.01-.82-.01-1.49"
+                "-2.01.37-2.53-.49-2.69-.94-.09-.23-.48-.94-.82-1.13-.28-.15-.68-.52-.01-.53.63"
+                "-.01 1.08.58 1.23.82.72 1.21 1.87.87 2.33.66.07-.52.28-.87.51-1.07-1.78-.2-3.64"
+                "-.89-3.64-3.95 0-.87.31-1.59.82-2.15-.08-.2-.36-1.02.08-2.12 0 0 .67-.21 2.2.82"
+                ".64-.18 1.32-.27 2-.27.68 0 1.36.09 2 .27 1.53-1.04 2.2-.82 2.2-.82.44 1.1.16 "
+                "1.92.08 2.12.51.56.82 1.27.82 2.15 0 3.07-1.87 3.75-3.65 3.95.29.25.54.73.54 "
+                "1.48 0 1.07-.01 1.93-.01 2.2 0 .21.15.46.55.38A8.013 8.013 0 0 0 16 8c0-4.42-"
+                '3.58-8-8-8z"></path></svg>'
+            ),
+        }
+    ],
+}
+html_js_files = ["vecgrad.js"]
+llms_txt_summary = (
+    "vecgrad: PyTorch autograd for vector-valued functions (VJPs, JVPs, Jacobians, per-sample "
+    "gradients, Hessians), a guide with executed examples and a small typed library. "
+    f"Install: {INSTALL}"
+)

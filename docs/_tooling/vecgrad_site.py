@@ -67,7 +67,11 @@ def inputs(root: Path = ROOT, *options: str) -> str:
         rel = path.relative_to(root).as_posix()
         if not rel.startswith(GENERATED):
             digest.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    for value in (*(f"{name}={os.environ.get(name, '')}" for name in ADDRESS), *options):
+    from vecgrad_reader import revision  # docs/_ext: needs Sphinx, as building does
+
+    # The commit and its date are in the pages (source links, the footer's stamp).
+    stamped = [f"{name}={value}" for name, value in sorted(revision(root).items())]
+    for value in (*(f"{name}={os.environ.get(name, '')}" for name in ADDRESS), *stamped, *options):
         digest.update(value.encode() + b"\0")
     return digest.hexdigest()
 
@@ -89,7 +93,11 @@ def build(root: Path = ROOT, *options: str, capture: bool = False) -> str:
     only after a successful build, so a failed or interrupted one is never taken for current."""
     (root / STAMP).unlink(missing_ok=True)
     digest = inputs(root, *options)
-    env = {**os.environ, "PYTHONPATH": str(root / "src"), "MPLBACKEND": "Agg"}
+    from vecgrad_reader import revision
+
+    # A copy of the checkout has no .git: it is built from the checkout's commit and date.
+    stamp = revision(root) or revision(ROOT)
+    env = {**stamp, **os.environ, "PYTHONPATH": str(root / "src"), "MPLBACKEND": "Agg"}
     command = sphinx_command(root, *options)
     done = subprocess.run(command, cwd=root, env=env, capture_output=capture, text=True)
     log = (done.stdout or "") + (done.stderr or "")
