@@ -2,7 +2,8 @@
 
 Each ``assert_type`` pins a result type, and each ``# type: ignore[code]`` marks a call that must
 be an error: mypy --strict reports an ignore that is not needed, so a lost ``Literal`` (a
-misspelt strategy accepted) fails the check. tests/test_typing.py runs this file too.
+misspelt strategy accepted) fails the check. tests/test_typing.py runs mypy on it too. The file
+is type-checked, never run.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ vg.jacobian(one, x, strategy="revrse")  # type: ignore[call-overload]
 vg.batch_jacobian(one, x, strategy="loop")  # type: ignore[call-overload]
 vg.hutchinson(one, x, num_samples=2, quantity="frobenius_norm")  # type: ignore[arg-type]
 vg.diagonal(one, x, of="hesian")  # type: ignore[arg-type]
-vg.sparse_jacobian(one, x, torch.eye(3, dtype=torch.bool), strategy="revrse")  # type: ignore[arg-type]
+vg.sparse_jacobian(one, x, sparsity=x > 0, strategy="revrse")  # type: ignore[arg-type]
 vg.color_jacobian(torch.eye(3, dtype=torch.bool), strategy="fwd")  # type: ignore[arg-type]
 # has_aux must be a literal True for the aux overloads, and func must return a pair then.
 vg.jacobian(one, x, has_aux=True)  # type: ignore[call-overload]
