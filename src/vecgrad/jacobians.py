@@ -440,7 +440,7 @@ def jacobian(
 
     Returns
     -------
-    Tensor, tuple of Tensor or tuple of tuples of Tensor
+    Tensor, tuple of Tensor or tuple of tuple of Tensor
         ``J`` with ``J.shape == output.shape + input.shape``. Nested like
         :func:`torch.func.jacrev`'s result, output first, then input: for tuple inputs a tuple
         with one such Tensor per input; for a tuple of outputs a tuple with one entry per output;
@@ -637,7 +637,7 @@ def batch_jacobian(
 
     Returns
     -------
-    Tensor, tuple of Tensor or tuple of tuples of Tensor
+    Tensor, tuple of Tensor or tuple of tuple of Tensor
         Shape ``(N, *out_row, *in_row)`` where ``output.shape == (N, *out_row)`` and
         ``input.shape == (N, *in_row)``; ``J[b]`` is the Jacobian of row ``b``. Nested as
         :func:`jacobian`'s result for tuple inputs and several outputs (``J[i][j]``: output
