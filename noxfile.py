@@ -103,7 +103,7 @@ def unit(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check style (ruff) and types (mypy --strict on src/)."""
+    """Check style (ruff) and types (mypy --strict on src/ and tests/typing/)."""
     install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")

@@ -189,6 +189,8 @@ def test_output_errors(strategy: str) -> None:
     with pytest.raises(ValueError, match=r"batch size N = 4; got shape \(\)"):
         vg.batch_jacobian(lambda t: t.sum(), x, strategy=strategy)
     with pytest.raises(
-        TypeError, match=r"vecgrad\.batch_jacobian: `func` must return a Tensor; got dict"
+        TypeError,
+        match=r"vecgrad\.batch_jacobian: `func` must return a Tensor or a tuple of Tensors; "
+        r"got dict\.",
     ):
         vg.batch_jacobian(lambda t: {"y": t}, x, strategy=strategy)

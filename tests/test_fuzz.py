@@ -142,6 +142,7 @@ class Func:
     name: str
     call: Callable[..., Any]
     bad_output: bool = False  # a non-Tensor, a tuple, a non-float, sparse or meta output
+    several: bool = False  # a tuple of Tensors: valid for jacobian, batch_jacobian, vjp, jvp
     scalar: bool = False  # returns one element (for hessian, hvp, hessian_trace)
     random: bool = False  # draws random numbers: no reference to compare with
     rowwise: bool = True  # row b of the output depends only on row b of the inputs
@@ -195,7 +196,12 @@ FUNCS = [
     Func("abs", lambda *xs: _rest(xs[0].abs(), xs), smooth=False),
     Func("float_out", lambda *xs: 3.0, bad_output=True),
     Func("none_out", lambda *xs: None, bad_output=True),
-    Func("tuple_out", lambda *xs: (xs[0], xs[0]), bad_output=True),
+    Func(
+        "tuple_out",
+        lambda *xs: (_rest(torch.sin(xs[0]), xs), 2 * xs[0]),
+        bad_output=True,
+        several=True,
+    ),
     Func("list_out", lambda *xs: [xs[0]], bad_output=True),
     Func("int_out", lambda *xs: (xs[0] * 3).long(), bad_output=True),
     Func("bool_out", lambda *xs: xs[0] > 0, bad_output=True),
@@ -504,6 +510,20 @@ def _valid_output(func: Func, xs: tuple[Tensor, ...] | None) -> Tensor | None:
     return out if isinstance(out, Tensor) else None
 
 
+def _refused(func: Func) -> bool:
+    """Whether jacobian, batch_jacobian, vjp and jvp must refuse ``func``'s output."""
+    return func.bad_output and not func.several
+
+
+def _several_outputs(func: Func, xs: tuple[Tensor, ...] | None) -> tuple[Tensor, ...] | None:
+    """The outputs of a func of several outputs at float inputs, for references; else None."""
+    if not func.several or not _float_inputs(xs):
+        return None
+    assert xs is not None
+    with torch.no_grad():
+        return tuple(func.call(*xs))
+
+
 def _checkable(func: Func, xs: tuple[Tensor, ...] | None) -> Tensor | None:
     """func's output where a result can be checked (float inputs, no randomness), else None."""
     if not _float_inputs(xs) or func.random:
@@ -530,7 +550,7 @@ def gen_jacobian(g: Gen, name: str) -> Case:
     strategy = g.strategy(strategies)
     chunk = g.chunk_size()
     fn = getattr(vg, name)
-    must = inputs.bad or func.bad_output or strategy.bad or chunk.bad
+    must = inputs.bad or _refused(func) or strategy.bad or chunk.bad
     if strategy.value == "loop" and chunk.value is not None:
         must = True
     if func.grad_inside:
@@ -547,11 +567,12 @@ def gen_jacobian(g: Gen, name: str) -> Case:
         return fn(func.call, inputs.value, strategy=strategy.value, chunk_size=chunk.value)
 
     def check(result: Any) -> str | None:
-        out = _checkable(func, xs)
+        outs = _several_outputs(func, xs)
+        out = outs[0] if outs is not None else _checkable(func, xs)
         if out is None:
             return None
         tup = xs
-        if not batch:  # the contract's dtype rule (item 3) is stated for jacobian
+        if not batch and outs is None:  # the contract's dtype rule (item 3) is for jacobian
             want_dtypes = [torch.promote_types(out.dtype, x.dtype) for x in tup]
             problem = check_dtypes(result, want_dtypes, name)
             if problem:
@@ -562,8 +583,9 @@ def gen_jacobian(g: Gen, name: str) -> Case:
             if not func.rowwise or (len(tup) > 1 and func.name != "first_only"):
                 return None  # _rest mixes the rows of the later inputs
 
-            def row(*rows: Tensor) -> Tensor:
-                return func.call(*(r.unsqueeze(0) for r in rows))[0]
+            def row(*rows: Tensor) -> Any:
+                output = func.call(*(r.unsqueeze(0) for r in rows))
+                return tuple(o[0] for o in output) if func.several else output[0]
 
             want = reference(lambda: torch.func.vmap(torch.func.jacrev(row, argnums))(*x64))
         else:
@@ -580,8 +602,12 @@ def gen_vjp(g: Gen, name: str) -> Case:
     func = g.func()
     out = _valid_output(func, xs) if _float_inputs(xs) else None
     form = g.choice(["good"] * 10 + ["shape", "dtype", "tuple", "none", "layout"])
+    outs = _several_outputs(func, xs)
     v: Arg
-    if out is None or form == "none":
+    if outs is not None and form == "good":  # one cotangent per output
+        vs = [like(g.gen, o) for o in outs]
+        v = Arg(tuple(t.value for t in vs), "(" + ", ".join(t.text for t in vs) + ")", False)
+    elif out is None or form == "none":
         v = Arg(None, "None", True) if form == "none" else g.tensor((3,), torch.float64)
     elif form == "good":
         v = like(g.gen, out, g.choice(["dense", "dense", "expanded", "noncontig"]))
@@ -597,27 +623,33 @@ def gen_vjp(g: Gen, name: str) -> Case:
         v = Arg((t.value,), f"({t.text},)", True)
     else:
         v = like(g.gen, out, g.choice(["sparse_coo", "meta"]))
-    must = inputs.bad or func.bad_output or v.bad or func.grad_inside
+    must = inputs.bad or _refused(func) or v.bad or func.grad_inside
+    if func.several and not isinstance(v.value, tuple):
+        must = True  # a Tensor cotangent for a tuple of outputs
     text = f"vjp({func!r}, {inputs!r}, v={v!r})"
 
     def run() -> Any:
         return vg.vjp(func.call, inputs.value, v.value)
 
     def check(result: Any) -> str | None:
-        if out is None or func.random or not isinstance(v.value, Tensor):
+        if outs is not None and isinstance(v.value, tuple):
+            out_dtype, cotangents = outs[0].dtype, tuple(t.detach().double() for t in v.value)
+        elif out is not None and not func.random and isinstance(v.value, Tensor):
+            out_dtype, cotangents = out.dtype, v.value.detach().double()
+        else:
             return None
         tup = xs
         x64 = as64(tup)
         want_out, vjp_fn = torch.func.vjp(func.call, *x64)
-        want = reference(lambda: vjp_fn(v.value.detach().double()))
+        want = reference(lambda: vjp_fn(cotangents))
         if want is None:
             return None
-        problem = compare(result[0], want_out, (out.dtype,), "vjp output")
+        problem = compare(result[0], want_out, (out_dtype,), "vjp output")
         return problem or compare(
-            result[1], _pack(inputs, want), (*tuple(x.dtype for x in tup), out.dtype), "vjp"
+            result[1], _pack(inputs, want), (*tuple(x.dtype for x in tup), out_dtype), "vjp"
         )
 
-    guarded = list(xs or ()) + ([v.value] if isinstance(v.value, Tensor) else [])
+    guarded = list(xs or ()) + [t for t in flat(v.value) if isinstance(t, Tensor)]
     return Case(name, text, run, must, check, guarded)
 
 
@@ -649,14 +681,15 @@ def gen_jvp(g: Gen, name: str) -> Case:
     inputs, xs = g.inputs()
     func = g.func()
     v = _tangents(g, inputs, xs)
-    must = inputs.bad or func.bad_output or v.bad or func.grad_inside
+    must = inputs.bad or _refused(func) or v.bad or func.grad_inside
     text = f"jvp({func!r}, {inputs!r}, v={v!r})"
 
     def run() -> Any:
         return vg.jvp(func.call, inputs.value, v.value)
 
     def check(result: Any) -> str | None:
-        out = _checkable(func, xs)
+        outs = _several_outputs(func, xs)
+        out = outs[0] if outs is not None else _checkable(func, xs)
         if out is None:
             return None
         tup = xs

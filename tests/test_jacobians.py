@@ -298,9 +298,11 @@ def test_func_errors(strategy: str) -> None:
     with pytest.raises(TypeError, match=r"vecgrad\.jacobian: `func` must be callable; got int"):
         vg.jacobian(3, x, strategy=strategy)  # type: ignore[arg-type]
     with pytest.raises(
-        TypeError, match=r"vecgrad\.jacobian: `func` must return a Tensor; got tuple"
+        TypeError,
+        match=r"vecgrad\.jacobian: `func` must return a Tensor or a tuple of Tensors; got list "
+        r"\(return tuple\(\.\.\.\) instead of a list\)\.",
     ):
-        vg.jacobian(lambda t: (t, t), x, strategy=strategy)
+        vg.jacobian(lambda t: [t, t], x, strategy=strategy)
     with pytest.raises(TypeError, match=r"`func` must return a real floating-point Tensor .*int64"):
         vg.jacobian(lambda t: t.long(), x, strategy=strategy)
 

@@ -243,7 +243,10 @@ def test_func_errors(name: str) -> None:
     x = torch.randn(3)
     with pytest.raises(TypeError, match=rf"vecgrad\.{name}: `func` must be callable; got str"):
         fn("sin", x, x)
-    with pytest.raises(TypeError, match=rf"vecgrad\.{name}: `func` must return a Tensor; got list"):
+    with pytest.raises(
+        TypeError,
+        match=rf"vecgrad\.{name}: `func` must return a Tensor or a tuple of Tensors; got list",
+    ):
         fn(lambda t: [t], x, x)
     with pytest.raises(
         TypeError, match=rf"vecgrad\.{name}: `func` must return a real floating-point Tensor"

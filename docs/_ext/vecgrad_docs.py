@@ -7,7 +7,8 @@ offline without copying megabytes per build; sphinx-gallery's matplotlib scraper
 per figure, and furo's dark theme needs a second, recoloured one; sphinxext-opengraph gives an
 API page no description (see :func:`describe_object_page`); sphinx-sitemap lists only the pages
 an incremental build wrote (see :func:`complete_sitemap`); myst-nb's ``nb_merge_streams`` can
-add a blank line where the kernel split a print (see :func:`install_stream_merge`).
+add a blank line where the kernel split a print (see :func:`install_stream_merge`); Sphinx
+writes ``Callable[..., T]`` as ``Callable[[...], T]`` (see :func:`ellipsis_callables`).
 """
 
 from __future__ import annotations
@@ -164,6 +165,26 @@ def light_dark_scraper(block: Any, block_vars: dict[str, Any], gallery_conf: dic
 # -- Descriptions of API pages --------------------------------------------------------------------
 
 
+def ellipsis_callables(app: Sphinx, doctree: nodes.document) -> None:
+    """Write ``Callable[..., T]`` in signatures as it is spelt, not ``Callable[[...], T]``.
+
+    Sphinx 9 stringifies ``Callable[..., T]`` with brackets around the ellipsis, a parameter
+    list that does not exist; the signature's punctuation nodes ``[``, ``[``, ``...``, ``]``
+    lose the inner pair.
+    """
+    for signature in doctree.findall(addnodes.desc_signature):
+        for parent in list(signature.findall(nodes.Element)):
+            marks = [
+                child.astext() if isinstance(child, addnodes.desc_sig_punctuation) else None
+                for child in parent.children
+            ]
+            # From the end, so that removing two children keeps the earlier indices valid.
+            for k in range(len(marks) - 4, -1, -1):
+                if marks[k : k + 4] == ["[", "[", "...", "]"]:
+                    parent.remove(parent.children[k + 3])
+                    parent.remove(parent.children[k + 1])
+
+
 def describe_object_page(app: Sphinx, doctree: nodes.document) -> None:
     """Describe a page that documents one object by the first paragraph of its docstring.
 
@@ -316,6 +337,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", copy_mathjax)
     app.connect("viewcode-find-source", vecgrad_source)
     app.connect("doctree-read", describe_object_page)
+    app.connect("doctree-read", ellipsis_callables)
     # Before sphinx-sitemap's own build-finished handler (default priority 500) writes the file.
     app.connect("build-finished", complete_sitemap, priority=400)
     app.connect("build-finished", skip_final_collection, priority=1000)  # after every other

@@ -1,11 +1,12 @@
 """
-Jacobians of functions of several inputs
-========================================
+Jacobians of functions of several inputs and several outputs
+============================================================
 
 A function of several tensors has one Jacobian block per input, and each block has the shape
-``output.shape + input.shape``. This example computes the blocks four ways, shows how they join
-into the Jacobian of one flattened input, and explains when a vector-Jacobian product with a vector
-of ones really returns per-sample derivatives.
+``output.shape + input.shape``; a function that returns several tensors has one block per output
+and input, ``J[i][j]``. This example computes the blocks four ways, nests them for several
+outputs, shows how they join into the Jacobian of one flattened input, and explains when a
+vector-Jacobian product with a vector of ones really returns per-sample derivatives.
 """
 
 # sphinx_gallery_thumbnail_number = 2
@@ -84,6 +85,8 @@ for i in range(out.numel()):
     rows_y.append(gy)
 loop_x, loop_y = torch.stack(rows_x), torch.stack(rows_y)
 print("loop blocks:", tuple(loop_x.shape), tuple(loop_y.shape))
+assert loop_x.shape == (4, 3)
+assert loop_y.shape == (4, 2)
 torch.testing.assert_close(loop_x, Jx)
 torch.testing.assert_close(loop_y, Jy)
 
@@ -163,6 +166,84 @@ torch.testing.assert_close(Jxw, Jxw_ref)
 torch.testing.assert_close(torch.func.jacrev(g, argnums=(0, 1))(W, xw), (JW_ref, Jxw_ref))
 
 # %%
+# Several outputs: blocks ``J[i][j]``
+# -----------------------------------
+# Let the function also return the squared norm of :math:`W`, a scalar:
+# :math:`k(W, x) = (\tanh(W x),\ \lVert W \rVert^2)`. With two outputs and two inputs there are
+# four blocks, nested output first, then input, as :func:`torch.func.jacrev` nests them:
+# ``J[i][j]`` is the derivative of output ``i`` with respect to input ``j``, of shape
+# ``outputs[i].shape + inputs[j].shape``. The norm does not depend on :math:`x`, so its block
+# for :math:`x` is zero, and its block for :math:`W` is :math:`2W`.
+
+
+def k(W, x):
+    return g(W, x), (W**2).sum()
+
+
+J = vg.jacobian(k, (W, xw))
+outputs, inputs = k(W, xw), (W, xw)
+for i, row in enumerate(J):
+    for j, block in enumerate(row):
+        print(f"J[{i}][{j}].shape = {tuple(block.shape)}")
+        assert block.shape == outputs[i].shape + inputs[j].shape
+assert [[tuple(b.shape) for b in row] for row in J] == [[(3, 3, 4), (3, 4)], [(3, 4), (4,)]]
+
+# %%
+# The first row of blocks is the Jacobian of :math:`g` found above; the second is
+# :math:`(2W, 0)`. :func:`torch.func.jacrev`, :func:`torch.func.jacfwd` and
+# :func:`torch.autograd.functional.jacobian` return the same nesting, and every strategy of
+# :func:`vecgrad.jacobian` computes all four blocks from one vectorised call, whose rows run
+# over the elements of both outputs (3 + 1 here).
+
+expected = ((JW_ref, Jxw_ref), (2 * W, torch.zeros(4, dtype=torch.float64)))
+torch.testing.assert_close(J, expected)
+torch.testing.assert_close(torch.func.jacrev(k, argnums=(0, 1))(W, xw), expected)
+torch.testing.assert_close(torch.func.jacfwd(k, argnums=(0, 1))(W, xw), expected)
+torch.testing.assert_close(torch.autograd.functional.jacobian(k, (W, xw)), expected)
+for strategy in ("reverse", "forward", "loop"):
+    torch.testing.assert_close(vg.jacobian(k, (W, xw), strategy=strategy), expected)
+
+# %%
+# One input keeps only the outputs' level: ``vg.jacobian(k_of_W, W)`` is a pair of blocks
+# of shapes (3, 3, 4) and (3, 4). The products follow the outputs too. A VJP takes one
+# cotangent per output, a tuple shaped like the output, and adds their products; a JVP returns
+# one tangent per output, as :func:`torch.func.jvp` does.
+
+JW_only = vg.jacobian(lambda W: k(W, xw), W)
+assert [tuple(b.shape) for b in JW_only] == [(3, 3, 4), (3, 4)]
+v_pair = (torch.randn(3, dtype=torch.float64), torch.tensor(2.0, dtype=torch.float64))
+_, (vjp_W, vjp_x) = vg.vjp(k, (W, xw), v_pair)
+assert vjp_W.shape == W.shape
+assert vjp_x.shape == xw.shape
+torch.testing.assert_close(vjp_W, torch.einsum("i,ijk->jk", v_pair[0], JW_ref) + 2 * 2 * W)
+torch.testing.assert_close(vjp_x, v_pair[0] @ Jxw_ref)
+u = (torch.randn(3, 4, dtype=torch.float64), torch.randn(4, dtype=torch.float64))
+_, (jvp_g, jvp_norm) = vg.jvp(k, (W, xw), u)
+assert jvp_g.shape == (3,)
+assert jvp_norm.shape == ()
+torch.testing.assert_close(jvp_g, torch.einsum("ijk,jk->i", JW_ref, u[0]) + Jxw_ref @ u[1])
+torch.testing.assert_close(jvp_norm, (2 * W * u[0]).sum())
+
+# %%
+# An output that is not differentiated: ``has_aux``
+# -------------------------------------------------
+# Often a function computes a value to report (a loss, a norm) next to what is differentiated.
+# With ``has_aux=True`` it returns a pair ``(output, aux)``; ``aux`` comes back as it is, beside
+# the Jacobian, and is not differentiated, as with ``torch.func.jacrev(..., has_aux=True)``.
+
+
+def g_and_report(W, x):
+    y = g(W, x)
+    return y, {"saturated": (y.abs() > 0.5).sum().item(), "norm": y.norm()}
+
+
+(JW_aux, Jx_aux), report = vg.jacobian(g_and_report, (W, xw), has_aux=True)
+print("aux:", report)
+torch.testing.assert_close((JW_aux, Jx_aux), (JW_ref, Jxw_ref))
+torch.testing.assert_close(report["norm"], g(W, xw).norm())
+assert report["saturated"] == int((g(W, xw).abs() > 0.5).sum())
+
+# %%
 # The blocks are pieces of one Jacobian
 # -------------------------------------
 # Flatten every input and concatenate them into one vector :math:`z`. The Jacobian of the
@@ -178,6 +259,7 @@ z = torch.cat([W.reshape(-1), xw])
 J_flat = torch.func.jacrev(g_flat)(z)
 J_joined = torch.cat([JW.reshape(3, -1), Jxw], dim=1)
 print("Jacobian of the flattened input:", tuple(J_flat.shape))
+assert J_flat.shape == (3, 12 + 4)
 torch.testing.assert_close(J_flat, J_joined)
 
 J_f_flat = vg.jacobian(lambda xy: f(xy[:3], xy[3:]), torch.cat([x, y]))
@@ -279,6 +361,7 @@ X = torch.stack([xb, yb], dim=1)
 J_rows = vg.jacobian(lambda X: h(X[:, 0], X[:, 1]), X)
 mask = torch.eye(N, dtype=torch.bool)
 print("Jacobian shape:", tuple(J_rows.shape), "| non-zero only on the sample diagonal")
+assert J_rows.shape == (N, N, 2)
 torch.testing.assert_close(J_rows[~mask], torch.zeros_like(J_rows[~mask]))
 torch.testing.assert_close(J_rows[mask], torch.stack([dh_dx, dh_dy], dim=1))
 torch.testing.assert_close(J_rows.sum(0), torch.stack([ones_x, ones_y], dim=1))

@@ -11,19 +11,23 @@ every public function runs inside torch.func transforms and inside another one.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import ParamSpec, TypeAlias, TypeVar, cast
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Literal, ParamSpec, TypeAlias, TypeVar, cast, get_type_hints
 
 from torch import Tensor, nn
 
 from vecgrad._checks import (
     BadType,
     BadValue,
+    Outputs,
+    check_bool,
     check_callable,
     check_output,
+    check_outputs,
     check_real_floating,
     check_tensor,
     fmt_shape,
@@ -32,10 +36,26 @@ from vecgrad._docs import fill
 from vecgrad._memory import owned, unshared
 
 # The aliases of public signatures live here: autodoc evaluates a public function's overloads in
-# the globals of the @public wrapper, which are this module's.
+# the globals of the @public wrapper, which are this module's. `public` gives each function a
+# signature with these evaluated, so that help() and the API pages show the types they stand for.
 TensorOrTensors: TypeAlias = Tensor | tuple[Tensor, ...]
 Func: TypeAlias = Callable[..., Tensor]
+# A function of several outputs, and one that returns (output, aux) with has_aux=True.
+Funcs: TypeAlias = Callable[..., tuple[Tensor, ...]]
+AuxFunc: TypeAlias = Callable[..., tuple[Tensor, Any]]
+AuxFuncs: TypeAlias = Callable[..., tuple[tuple[Tensor, ...], Any]]
+# Any of the four, for the implementation behind their overloads.
+AnyFunc: TypeAlias = Callable[..., Tensor | tuple[Any, ...]]
 NamedParams: TypeAlias = nn.Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]
+# The string choices of the public functions, so that a type checker catches a misspelt one;
+# their checks take the allowed strings from here (typing.get_args).
+Strategy: TypeAlias = Literal["auto", "reverse", "forward", "loop"]
+BatchStrategy: TypeAlias = Literal["auto", "reverse", "forward"]
+SparseStrategy: TypeAlias = Literal["auto", "forward", "reverse"]
+Quantity: TypeAlias = Literal[
+    "frobenius", "jacobian_trace", "jacobian_diagonal", "hessian_trace", "hessian_diagonal"
+]
+DiagonalOf: TypeAlias = Literal["jacobian", "hessian"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -67,7 +87,25 @@ def public(fn: Callable[P, R]) -> Callable[P, R]:
                 raise
             raise TypeError(prefix + f"`{subject}` {reason}") from err
 
+    boundary.__signature__ = _evaluated_signature(fn)  # type: ignore[attr-defined]
     return boundary
+
+
+def _evaluated_signature(fn: Callable[..., object]) -> inspect.Signature:
+    """``fn``'s signature with its annotations evaluated: types, not the strings of aliases.
+
+    The modules use ``from __future__ import annotations``, so their annotations are strings
+    such as ``'TensorOrTensors'``; help() and the API pages should show what they stand for.
+    """
+    hints = get_type_hints(fn)
+    signature = inspect.signature(fn)
+    return signature.replace(
+        parameters=[
+            p.replace(annotation=hints.get(name, p.annotation))
+            for name, p in signature.parameters.items()
+        ],
+        return_annotation=hints.get("return", signature.return_annotation),
+    )
 
 
 def _unsupported_function(err: Exception) -> str | None:
@@ -145,6 +183,34 @@ def _as_tuple(name: str, value: object) -> tuple[tuple[Tensor, ...], bool]:
     return tuple(check_tensor(f"{name}[{i}]", item) for i, item in enumerate(value)), True
 
 
+def _tensors(aux: object) -> Iterator[Tensor]:
+    """The Tensors of ``aux``, depth first through tuples, lists and dicts."""
+    if isinstance(aux, Tensor):
+        yield aux
+    elif isinstance(aux, (tuple, list)):
+        for item in aux:
+            yield from _tensors(item)
+    elif isinstance(aux, dict):
+        for item in aux.values():
+            yield from _tensors(item)
+
+
+def _rebuilt(aux: object, tensors: Iterator[Tensor]) -> object:
+    """``aux`` with its Tensors, in the order of :func:`_tensors`, taken from ``tensors``."""
+    if isinstance(aux, Tensor):
+        return next(tensors)
+    if isinstance(aux, tuple) and hasattr(aux, "_fields"):  # a namedtuple
+        return cast(Any, type(aux))(*(_rebuilt(item, tensors) for item in aux))
+    if isinstance(aux, (tuple, list)):
+        return type(aux)(_rebuilt(item, tensors) for item in aux)
+    if isinstance(aux, dict):
+        rebuilt = copy.copy(aux)  # keeps the mapping's type (OrderedDict, defaultdict)
+        for key, item in aux.items():
+            rebuilt[key] = _rebuilt(item, tensors)
+        return rebuilt
+    return aux
+
+
 class Call:
     """The function and point of one call of a public function, checked.
 
@@ -154,9 +220,13 @@ class Call:
     over, as with torch.func (see "Differentiating vecgrad's results" in the docs).
     """
 
-    def __init__(self, func: object, inputs: object) -> None:
+    def __init__(self, func: object, inputs: object, has_aux: object = False) -> None:
         check_callable("func", func)
         self._func = cast(Func, func)
+        self.has_aux = check_bool("has_aux", has_aux)
+        self._aux: object = None
+        # Whether func returns a tuple of Tensors: known once :meth:`outputs` has run.
+        self.out_is_tuple = False
         xs, self.is_tuple = _as_tuple("inputs", inputs)
         for i, x in enumerate(xs):
             check_real_floating(self.name("inputs", i), x)
@@ -167,6 +237,21 @@ class Call:
         """The caller's ``func``, checked to return a real floating-point Tensor."""
         return check_output(self._func(*args))
 
+    def outputs(self, *args: Tensor) -> Outputs:
+        """The caller's ``func`` as ``(outputs, aux_tensors)``, two tuples of Tensors.
+
+        torch.func's ``has_aux`` takes only Tensors: the Tensors of ``aux`` (in tuples, lists
+        and dicts) go through the transforms, which unwrap them, and the rest of ``aux`` waits
+        here for :meth:`aux`. The structure of the outputs is recorded for
+        :meth:`restore_outputs` and :meth:`restore_blocks`.
+        """
+        outputs, self.out_is_tuple, self._aux = check_outputs(self._func(*args), self.has_aux)
+        return outputs, tuple(_tensors(self._aux))
+
+    def aux(self, tensors: tuple[Tensor, ...]) -> object:
+        """``func``'s aux, its Tensors replaced by ``tensors`` (as the transforms gave them)."""
+        return _rebuilt(self._aux, iter(tensors))
+
     def name(self, name: str, index: int) -> str:
         """Name of element ``index`` of an argument structured like ``inputs``, for messages."""
         return f"{name}[{index}]" if self.is_tuple else name
@@ -174,6 +259,12 @@ class Call:
     def tangents(self, name: str, value: object) -> tuple[Tensor, ...]:
         """Check that ``value`` has the structure, shapes, dtypes and devices of ``inputs``."""
         return self._like(name, value, self.xs, "inputs", self.is_tuple)
+
+    def cotangents(
+        self, name: str, value: object, outputs: tuple[Tensor, ...]
+    ) -> tuple[Tensor, ...]:
+        """Check that ``value`` has the structure, shapes, dtypes and devices of the outputs."""
+        return self._like(name, value, outputs, "func(inputs)", self.out_is_tuple)
 
     def cotangent(self, name: str, value: object, output: Tensor) -> Tensor:
         """Check that ``value`` is one Tensor with the shape, dtype and device of ``output``."""
@@ -234,3 +325,21 @@ class Call:
         """One result per input, each with its own memory, in the caller's structure."""
         mine = tuple(self.own(r) for r in results)
         return mine if self.is_tuple else mine[0]
+
+    def restore_outputs(self, results: tuple[Tensor, ...]) -> TensorOrTensors:
+        """One result per output, each with its own memory, in the structure ``func`` returned."""
+        mine = tuple(self.own(r) for r in results)
+        return mine if self.out_is_tuple else mine[0]
+
+    def restore_blocks(self, blocks: tuple[tuple[Tensor, ...], ...]) -> Any:
+        """Blocks ``[i][j]`` (output ``i``, input ``j``) nested like :func:`torch.func.jacrev`'s.
+
+        A level of tuple is kept for the outputs where ``func`` returned a tuple, and for the
+        inputs where ``inputs`` is a tuple: a Tensor, a tuple, or a tuple of tuples.
+        """
+        per_output = tuple(self.restore(row) for row in blocks)
+        return per_output if self.out_is_tuple else per_output[0]
+
+    def with_aux(self, result: tuple[Any, ...], aux: object) -> tuple[Any, ...]:
+        """``result`` followed by ``aux`` when ``has_aux`` is set; ``aux`` is not touched."""
+        return (*result, aux) if self.has_aux else result

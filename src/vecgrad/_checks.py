@@ -9,7 +9,7 @@ import inspect
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import SupportsIndex, cast
+from typing import SupportsIndex, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -17,9 +17,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from vecgrad._memory import in_transform
 
+S = TypeVar("S", bound=str)
 _FLOATS = "float16, bfloat16, float32 or float64"
 # The gallery example on complex numbers (gallery/02_jacobians/plot_04_complex.py).
 COMPLEX_EXAMPLE = "https://vecgrad.github.io/vecgrad/gallery/02_jacobians/plot_04_complex.html"
+# What a function's evaluation gives the Jacobian code: its outputs, and the tensors of its aux.
+Outputs = tuple[tuple[Tensor, ...], tuple[Tensor, ...]]
 
 
 class BadType(TypeError):
@@ -106,20 +109,56 @@ def check_real_floating(name: str, tensor: Tensor) -> None:
         )
 
 
-def check_output(out: object, name: str = "func") -> Tensor:
-    """Check that the callable ``name`` returned a real floating-point Tensor."""
+def check_output(out: object, name: str = "func", where: str = "") -> Tensor:
+    """Check that the callable ``name`` returned a real floating-point Tensor.
+
+    ``where`` names the element of a tuple of outputs, e.g. `` (output [1])``.
+    """
     if not isinstance(out, Tensor):
-        raise BadType(f"`{name}` must return a Tensor; got {type(out).__name__}.")
+        raise BadType(f"`{name}` must return a Tensor; got {type(out).__name__}{where}.")
     if out.layout != torch.strided:
-        raise BadType(f"`{name}` must return a dense (strided) Tensor; got layout {out.layout}.")
+        raise BadType(
+            f"`{name}` must return a dense (strided) Tensor; got layout {out.layout}{where}."
+        )
     if out.is_meta:
-        raise BadValue(f"`{name}` must return a Tensor with values; got one on the meta device.")
+        raise BadValue(
+            f"`{name}` must return a Tensor with values; got one on the meta device{where}."
+        )
     if not out.dtype.is_floating_point:
         raise BadType(
-            f"`{name}` must return a real floating-point Tensor ({_FLOATS}); got dtype {out.dtype}."
-            + complex_recipe(out.dtype)
+            f"`{name}` must return a real floating-point Tensor ({_FLOATS}); "
+            f"got dtype {out.dtype}{where}." + complex_recipe(out.dtype)
         )
     return out
+
+
+def check_outputs(out: object, has_aux: bool) -> tuple[tuple[Tensor, ...], bool, object]:
+    """Split what ``func`` returned into ``(outputs, was_tuple, aux)``, each output checked.
+
+    ``func`` returns a Tensor or a tuple of Tensors, or with ``has_aux`` a pair ``(that, aux)``
+    whose ``aux`` is handed back untouched. Lists are refused, as for ``inputs``, so that the
+    structure of the result is never ambiguous.
+    """
+    aux: object = None
+    if has_aux:
+        if not (isinstance(out, tuple) and len(out) == 2):
+            got = f"a tuple of length {len(out)}" if isinstance(out, tuple) else type(out).__name__
+            raise BadType(f"`func` must return a pair (output, aux) with has_aux=True; got {got}.")
+        out, aux = out
+    if isinstance(out, Tensor):
+        return (check_output(out),), False, aux
+    if not isinstance(out, tuple):
+        hint = " (return tuple(...) instead of a list)" if isinstance(out, list) else ""
+        raise BadType(
+            f"`func` must return a Tensor or a tuple of Tensors; got {type(out).__name__}{hint}."
+        )
+    if not out:
+        raise BadValue("`func` must return a Tensor or a non-empty tuple of Tensors; got ().")
+    return (
+        tuple(check_output(o, where=f" (output [{i}])") for i, o in enumerate(out)),
+        True,
+        aux,
+    )
 
 
 def scalar_output(out: object, name: str = "func") -> Tensor:
@@ -133,8 +172,8 @@ def scalar_output(out: object, name: str = "func") -> Tensor:
     return out.reshape(())
 
 
-def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
-    """Check that ``value`` is one of the strings ``allowed``."""
+def check_choice(name: str, value: object, allowed: tuple[S, ...]) -> S:
+    """Check that ``value`` is one of the strings ``allowed`` (the arguments of a Literal)."""
     if not isinstance(value, str) or value not in allowed:
         names = ", ".join(repr(s) for s in allowed)
         kind = "" if isinstance(value, str) else f" of type {type(value).__name__}"
@@ -304,17 +343,22 @@ def named_params(params: object) -> dict[str, Tensor]:
     return named
 
 
-def rowwise(func: Callable[..., Tensor], batch: int) -> Callable[..., Tensor]:
-    """``func``, checked to return a Tensor whose first dimension is the batch size."""
+def rowwise(func: Callable[..., Outputs], batch: int) -> Callable[..., Outputs]:
+    """``func``, checked to return Tensors whose first dimension is the batch size.
 
-    def checked(*args: Tensor) -> Tensor:
-        output = func(*args)
-        if output.dim() == 0 or output.shape[0] != batch:
-            raise BadValue(
-                "`func` must return a Tensor whose first dimension is the batch size "
-                f"N = {batch}; got shape {fmt_shape(output.shape)}."
-            )
-        return output
+    ``func`` returns ``(outputs, aux)``, as :meth:`vecgrad._api.Call.outputs` does.
+    """
+
+    def checked(*args: Tensor) -> Outputs:
+        outputs, aux = func(*args)
+        for i, output in enumerate(outputs):
+            if output.dim() == 0 or output.shape[0] != batch:
+                where = f" (output [{i}])" if len(outputs) > 1 else ""
+                raise BadValue(
+                    "`func` must return a Tensor whose first dimension is the batch size "
+                    f"N = {batch}; got shape {fmt_shape(output.shape)}{where}."
+                )
+        return outputs, aux
 
     return checked
 

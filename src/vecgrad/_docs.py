@@ -15,6 +15,21 @@ FRAGMENTS = {
         "        ``func(*inputs)`` for a tuple.\n"
         "        It must not modify its inputs in place (that would change the caller's tensors)."
     ),
+    # func of jacobian, batch_jacobian, vjp and jvp, which take several outputs and has_aux.
+    "func_outputs": (
+        "func : callable\n"
+        "        Function returning a Tensor or a tuple of Tensors (several outputs); called as\n"
+        "        ``func(inputs)`` for a Tensor and ``func(*inputs)`` for a tuple. With\n"
+        "        ``has_aux=True`` it returns a pair ``(output, aux)`` instead.\n"
+        "        It must not modify its inputs in place (that would change the caller's tensors)."
+    ),
+    "has_aux": (
+        "has_aux : bool, optional\n"
+        "        If True, ``func`` returns ``(output, aux)``: ``output`` (a Tensor or a tuple of\n"
+        "        Tensors) is differentiated and ``aux``, any object, is returned as the last\n"
+        "        element of the result, not differentiated, like the ``aux`` of\n"
+        "        :func:`torch.func.jacrev`. Default False."
+    ),
     "func_scalar": (
         "func : callable\n"
         "        Function returning a one-element real floating-point Tensor; called as\n"
@@ -40,6 +55,13 @@ FRAGMENTS = {
         "        reverse), or if a dtype in ``v`` differs from its input's; or if ``func`` calls\n"
         "        a custom :class:`torch.autograd.Function` without a ``jvp`` or\n"
         "        ``setup_context``."
+    ),
+    # The TypeError clause on what func returns, for the functions that take several outputs.
+    "bad_outputs": (
+        "If ``func`` is not callable or does not return a dense real floating-point Tensor or\n"
+        "        a tuple of them (a pair ``(output, aux)`` with ``has_aux=True``), if\n"
+        "        ``has_aux`` is not a bool, if ``inputs`` is not a dense Tensor or a tuple of\n"
+        "        dense Tensors of real floating-point dtype"
     ),
     # A clause of a ValueError paragraph.
     "meta": "``inputs`` holds a meta tensor or ``func`` returns one (they hold no values)",

@@ -4,12 +4,12 @@ and estimates of squared Jacobian norms."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import cast, get_args
 
 import torch
 from torch import Tensor
 
-from vecgrad._api import Call, Func, TensorOrTensors, public
+from vecgrad._api import Call, DiagonalOf, Func, Quantity, TensorOrTensors, public
 from vecgrad._basis import cat, spans
 from vecgrad._checks import (
     check_bool,
@@ -24,16 +24,10 @@ from vecgrad._checks import (
 )
 from vecgrad._compat import ensure_forward_ad
 
-_QUANTITIES = (
-    "frobenius",
-    "jacobian_trace",
-    "jacobian_diagonal",
-    "hessian_trace",
-    "hessian_diagonal",
-)
+_QUANTITIES = get_args(Quantity)
 # The quantities whose matrix is indexed by the elements of one input.
 _ONE_INPUT = ("jacobian_trace", "jacobian_diagonal", "hessian_diagonal")
-_OF = ("jacobian", "hessian")
+_OF = get_args(DiagonalOf)
 
 Estimate = Callable[..., Tensor]
 # A matrix-vector product in input space, tangents and results as tuples shaped like the inputs.
@@ -131,7 +125,7 @@ def hutchinson(
     inputs: TensorOrTensors,
     *,
     num_samples: int,
-    quantity: str = "frobenius",
+    quantity: Quantity = "frobenius",
     chunk_size: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
@@ -303,7 +297,7 @@ def diagonal(
     func: Func,
     inputs: Tensor,
     *,
-    of: str = "jacobian",
+    of: DiagonalOf = "jacobian",
     elementwise: bool = False,
     colors: Tensor | None = None,
     chunk_size: int | None = None,

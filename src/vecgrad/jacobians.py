@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import cast, overload
+from typing import Any, Literal, TypeVar, cast, get_args, overload
 
 import torch
 from torch import Tensor
 
-from vecgrad._api import Call, Func, TensorOrTensors, public
+from vecgrad._api import (
+    AnyFunc,
+    AuxFunc,
+    AuxFuncs,
+    BatchStrategy,
+    Call,
+    Func,
+    Funcs,
+    Strategy,
+    public,
+)
 from vecgrad._basis import cat, offsets, one_hots, spans, zeros
 from vecgrad._checks import (
     BadValue,
+    Outputs,
     check_choice,
     check_chunk_size,
     common_batch_size,
@@ -21,7 +32,7 @@ from vecgrad._checks import (
 from vecgrad._compat import ensure_forward_ad
 from vecgrad._memory import in_transform
 
-_STRATEGIES = ("auto", "reverse", "forward", "loop")
+_STRATEGIES = get_args(Strategy)
 # batch_jacobian's 'auto' takes forward mode only when an output row has more than this many times
 # the elements of an input row (see its Notes).
 _BATCH_FORWARD_RATIO = 2
@@ -30,6 +41,13 @@ _BATCH_FORWARD_RATIO = 2
 _REUSED_PROBE_INPUTS = 64
 
 VjpFn = Callable[[Tensor], tuple[Tensor, ...]]
+# The VJP of a function of several outputs: a tuple of cotangents, one per output.
+VjpFns = Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]
+# func as the Jacobian code calls it (Call.outputs): its outputs as a tuple, and its aux.
+OutputsFn = Callable[..., Outputs]
+# Jacobian blocks [i][j]: output i, input j.
+Blocks = tuple[tuple[Tensor, ...], ...]
+T = TypeVar("T")
 
 
 def _rows(x: Tensor, batch: int | None) -> torch.Size:
@@ -62,60 +80,88 @@ def _promoted(block: Tensor, out_dtype: torch.dtype, x: Tensor) -> Tensor:
 
 
 def _reverse(
-    output: Tensor, vjp_fn: VjpFn, xs: tuple[Tensor, ...], chunk_size: int | None, batch: int | None
-) -> tuple[Tensor, ...]:
+    outputs: tuple[Tensor, ...],
+    vjp_fn: VjpFns,
+    xs: tuple[Tensor, ...],
+    chunk_size: int | None,
+    batch: int | None,
+) -> Blocks:
     """Rows of the Jacobian: vectorised VJPs with one-hot cotangents (what jacrev does).
 
-    With ``batch``, the rows of per-sample Jacobians: cotangent ``k`` is the one-hot ``e_k`` of
-    an output row repeated in every row; as row ``b`` of the output depends only on row ``b`` of
-    the inputs, row ``b`` of its VJP is row ``k`` of sample ``b``'s Jacobian.
+    The rows run over the elements of all outputs, flattened and concatenated, so that one
+    vectorised VJP serves every output; block ``[i][j]`` is the rows of output ``i``, cut to
+    input ``j``. With ``batch``, the rows of per-sample Jacobians: cotangent ``k`` is the one-hot
+    ``e_k`` of an output row repeated in every row; as row ``b`` of the output depends only on
+    row ``b`` of the inputs, row ``b`` of its VJP is row ``k`` of sample ``b``'s Jacobian.
     """
-    row, shapes = _rows(output, batch), [_rows(x, batch) for x in xs]
-    m = math.prod(row)
-    if m == 0:
-        return tuple(
-            _promoted(zeros(output, output.shape, shape), output.dtype, x)
-            for shape, x in zip(shapes, xs, strict=True)
-        )
+    rows, shapes = [_rows(o, batch) for o in outputs], [_rows(x, batch) for x in xs]
+    sizes = [math.prod(row) for row in rows]
+    if sum(sizes) == 0:
+        return _zero_blocks(outputs, xs, batch)
+    starts = offsets(sizes)
     pieces = [
-        torch.func.vmap(vjp_fn)(one_hots(start, stop, 0, row, output, batch))
-        for start, stop in spans(m, chunk_size)
-    ]
-    # pieces[c][i] has shape (rows in chunk c, [batch,] *shapes[i]); movedim is a view.
-    return tuple(
-        _promoted(
-            (cat(rows) if batch is None else cat(rows).movedim(0, 1)).reshape(output.shape + shape),
-            output.dtype,
-            x,
+        torch.func.vmap(vjp_fn)(
+            tuple(
+                one_hots(start, stop, off, row, o, batch)
+                for off, row, o in zip(starts, rows, outputs, strict=True)
+            )
         )
-        for rows, shape, x in zip(zip(*pieces, strict=True), shapes, xs, strict=True)
+        for start, stop in spans(sum(sizes), chunk_size)
+    ]
+    # pieces[c][j] has shape (rows in chunk c, [batch,] *shapes[j]).
+    per_input = [cat(chunks) for chunks in zip(*pieces, strict=True)]
+    return tuple(
+        tuple(
+            _promoted(_batch_first(r[off : off + size], batch).reshape(o.shape + shape), o.dtype, x)
+            for r, shape, x in zip(per_input, shapes, xs, strict=True)
+        )
+        for o, off, size in zip(outputs, starts, sizes, strict=True)
+    )
+
+
+def _batch_first(rows: Tensor, batch: int | None) -> Tensor:
+    """Rows ``(k, batch, ...)`` of per-sample Jacobians as ``(batch, k, ...)`` (a view)."""
+    return rows if batch is None else rows.movedim(0, 1)
+
+
+def _zero_blocks(outputs: tuple[Tensor, ...], xs: tuple[Tensor, ...], batch: int | None) -> Blocks:
+    """The Jacobian where there is nothing to differentiate: zeros of the result's shapes."""
+    return tuple(
+        tuple(_promoted(zeros(o, o.shape, _rows(x, batch)), o.dtype, x) for x in xs)
+        for o in outputs
     )
 
 
 def _forward(
-    func: Func, xs: tuple[Tensor, ...], chunk_size: int | None, batch: int | None
-) -> tuple[Tensor, ...]:
+    func: OutputsFn, xs: tuple[Tensor, ...], chunk_size: int | None, batch: int | None
+) -> tuple[Blocks, tuple[Tensor, ...]]:
     """Columns of the Jacobian: vectorised JVPs with one-hot tangents (what jacfwd does).
 
-    With ``batch``, the columns of per-sample Jacobians: tangent ``j`` is the one-hot ``e_j``
-    of an input row repeated in every row, so one JVP gives column ``j`` for all samples.
-    Random operations in ``func`` draw once for all columns (``randomness='same'``), as reverse
-    mode's single evaluation does for all rows.
+    The columns run over the elements of all inputs, flattened and concatenated; block
+    ``[i][j]`` is the columns of input ``j`` in output ``i``. With ``batch``, the columns of
+    per-sample Jacobians: tangent ``j`` is the one-hot ``e_j`` of an input row repeated in every
+    row, so one JVP gives column ``j`` for all samples. Random operations in ``func`` draw once
+    for all columns (``randomness='same'``), as reverse mode's single evaluation does for all
+    rows. ``func``'s aux is taken from its first evaluation: it cannot depend on the tangents,
+    which alone are batched, so it is an ordinary tensor outside the vmap.
     """
     ensure_forward_ad()
     shapes = [_rows(x, batch) for x in xs]
     sizes = [math.prod(shape) for shape in shapes]
     n = sum(sizes)
     if n == 0:
-        output = func(*xs)
-        return tuple(
-            _promoted(zeros(output, output.shape, shape), output.dtype, x)
-            for shape, x in zip(shapes, xs, strict=True)
-        )
+        outputs, aux = func(*xs)
+        return _zero_blocks(outputs, xs, batch), aux
     starts = offsets(sizes)
+    auxes: list[tuple[Tensor, ...]] = []
 
-    def column(*tangents: Tensor) -> Tensor:
-        return cast(Tensor, torch.func.jvp(func, xs, tangents)[1])
+    def column(*tangents: Tensor) -> tuple[Tensor, ...]:
+        _, tangents_out, aux = cast(
+            "tuple[object, tuple[Tensor, ...], tuple[Tensor, ...]]",
+            torch.func.jvp(func, xs, tangents, has_aux=True),
+        )
+        auxes.append(aux)
+        return tangents_out
 
     pieces = [
         torch.func.vmap(column, randomness="same")(
@@ -126,24 +172,30 @@ def _forward(
         )
         for start, stop in spans(n, chunk_size)
     ]
-    columns = cat(pieces)  # (n, *output.shape), in the output's dtype
-    out_shape = columns.shape[1:]
-    return tuple(
-        _promoted(
-            columns[off : off + size].movedim(0, -1).reshape(out_shape + shape), columns.dtype, x
+    # pieces[c][i] has shape (columns in chunk c, *outputs[i].shape), in output i's dtype.
+    blocks = tuple(
+        tuple(
+            _promoted(
+                columns[off : off + size].movedim(0, -1).reshape(columns.shape[1:] + shape),
+                columns.dtype,
+                x,
+            )
+            for shape, off, size, x in zip(shapes, starts, sizes, xs, strict=True)
         )
-        for shape, off, size, x in zip(shapes, starts, sizes, xs, strict=True)
+        for columns in (cat(chunks) for chunks in zip(*pieces, strict=True))
     )
+    return blocks, auxes[0]
 
 
-def _loop(func: Func, xs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+def _loop(func: OutputsFn, xs: tuple[Tensor, ...]) -> tuple[Blocks, tuple[Tensor, ...]]:
     """Rows of the Jacobian one at a time: one :func:`torch.autograd.grad` per output element.
 
     Plain autograd, for functions that torch.func cannot transform. Under
     :func:`torch.inference_mode` it still records a graph, on normal copies of inference
     tensors. When grad mode is on and the inputs or what ``func`` closes over require grad,
     the rows are built with ``create_graph=True``, so that they carry the graph as the other
-    strategies' results do.
+    strategies' results do; otherwise the tensors of ``func``'s aux are detached from the
+    private leaves, as torch.func gives them (``aux`` holds the tensors of the caller's aux).
     """
     outer_grad = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
     with torch.inference_mode(False), torch.enable_grad():
@@ -155,34 +207,40 @@ def _loop(func: Func, xs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
             else (x.clone() if x.is_inference() else x.detach()).requires_grad_(True)
             for x in xs
         )
-        output = func(*leaves)
+        outputs, aux = func(*leaves)
         # A graph for the caller: some input requires grad, or a tensor func closes over does
-        # (the output then depends on more than the private leaves).
+        # (an output then depends on more than the private leaves).
         create_graph = outer_grad and (
-            any(x.requires_grad for x in xs) or _depends_on_more(output, leaves)
+            any(x.requires_grad for x in xs) or any(_depends_on_more(o, leaves) for o in outputs)
         )
-        m = output.numel()
-        if m == 0 or not output.requires_grad:
-            return tuple(
-                _promoted(zeros(output, output.shape, x.shape), output.dtype, x) for x in xs
-            )
-        rows: list[list[Tensor]] = [[] for _ in xs]
-        for k in range(m):
-            one_hot = one_hots(k, k + 1, 0, output.shape, output)[0]
+        if not create_graph:
+            aux = tuple(t.detach() for t in aux)
+        todo = [(i, k) for i, o in enumerate(outputs) if o.requires_grad for k in range(o.numel())]
+        rows: list[list[list[Tensor]]] = [[[] for _ in xs] for _ in outputs]
+        for i, k in todo:
+            one_hot = one_hots(k, k + 1, 0, outputs[i].shape, outputs[i])[0]
             grads = torch.autograd.grad(
-                output,
+                outputs[i],
                 leaves,
                 one_hot,
-                retain_graph=create_graph or k < m - 1,
+                retain_graph=create_graph or (i, k) != todo[-1],
                 create_graph=create_graph,
                 allow_unused=True,
             )
-            for acc, g, x in zip(rows, grads, xs, strict=True):
+            for acc, g, x in zip(rows[i], grads, xs, strict=True):
                 acc.append(zeros(x, x.shape) if g is None else g)
-    return tuple(
-        _promoted(torch.stack(r).reshape(output.shape + x.shape), output.dtype, x)
-        for r, x in zip(rows, xs, strict=True)
+    blocks = tuple(
+        tuple(
+            _promoted(
+                torch.stack(r).reshape(o.shape + x.shape) if r else zeros(o, o.shape, x.shape),
+                o.dtype,
+                x,
+            )
+            for r, x in zip(row, xs, strict=True)
+        )
+        for row, o in zip(rows, outputs, strict=True)
     )
+    return blocks, aux
 
 
 def _depends_on_more(output: Tensor, leaves: tuple[Tensor, ...]) -> bool:
@@ -218,7 +276,7 @@ def _random_state(xs: tuple[Tensor, ...]) -> Callable[[], None]:
     return restore
 
 
-def _probe(func: Func, xs: tuple[Tensor, ...]) -> Tensor:
+def _probe(func: Callable[..., T], xs: tuple[Tensor, ...]) -> T:
     """``func(*xs)`` for its shape alone: a plain evaluation, no graph, the random state kept."""
     restore = _random_state(xs)
     with torch.no_grad():
@@ -227,55 +285,142 @@ def _probe(func: Func, xs: tuple[Tensor, ...]) -> Tensor:
     return output
 
 
+def _vjp(
+    func: OutputsFn, xs: tuple[Tensor, ...]
+) -> tuple[tuple[Tensor, ...], VjpFns, tuple[Tensor, ...]]:
+    """:func:`torch.func.vjp` of ``func``: its outputs, their VJP and the tensors of its aux."""
+    return cast(
+        "tuple[tuple[Tensor, ...], VjpFns, tuple[Tensor, ...]]",
+        torch.func.vjp(func, *xs, has_aux=True),
+    )
+
+
 def _jacobian(
-    func: Func, xs: tuple[Tensor, ...], strategy: str, chunk_size: int | None, batch: int | None
-) -> tuple[Tensor, ...]:
+    func: OutputsFn,
+    xs: tuple[Tensor, ...],
+    strategy: str,
+    chunk_size: int | None,
+    batch: int | None,
+) -> tuple[Blocks, tuple[Tensor, ...]]:
     """The vectorised strategies of :func:`jacobian` and :func:`batch_jacobian`.
 
-    ``'auto'`` must evaluate ``func`` to learn the output's shape before :func:`_forward_wins`
+    ``'auto'`` must evaluate ``func`` to learn the outputs' shapes before :func:`_forward_wins`
     can decide. With many input elements, or a batch (whose whole evaluation dwarfs the
     transform's fixed cost), the evaluation is made under :func:`torch.func.vjp`, so that
     reverse mode reuses it. With few input elements forward mode (a handful of JVPs) is cheap,
     and a plain evaluation under ``no_grad``, several times cheaper than one under the
     transform, costs it less. Either way the random state is restored before another
-    evaluation.
+    evaluation. The outputs count together: their elements are the rows of one Jacobian.
     """
     in_shapes = [_rows(x, batch) for x in xs]
+
+    def forward_wins(outputs: tuple[Tensor, ...]) -> bool:
+        rows = sum(math.prod(_rows(o, batch)) for o in outputs)
+        return _forward_wins((rows,), in_shapes, batch)
+
     if strategy == "auto":
         if batch is not None or sum(math.prod(s) for s in in_shapes) >= _REUSED_PROBE_INPUTS:
             restore = _random_state(xs)
-            output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(func, *xs))
-            if not _forward_wins(_rows(output, batch), in_shapes, batch):
-                return _reverse(output, vjp_fn, xs, chunk_size, batch)
+            outputs, vjp_fn, aux = _vjp(func, xs)
+            if not forward_wins(outputs):
+                return _reverse(outputs, vjp_fn, xs, chunk_size, batch), aux
             restore()
             return _forward(func, xs, chunk_size, batch)
-        wins = _forward_wins(_rows(_probe(func, xs), batch), in_shapes, batch)
-        strategy = "forward" if wins else "reverse"
+        strategy = "forward" if forward_wins(_probe(func, xs)[0]) else "reverse"
     if strategy == "forward":
         return _forward(func, xs, chunk_size, batch)
-    output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(func, *xs))
-    return _reverse(output, vjp_fn, xs, chunk_size, batch)
+    outputs, vjp_fn, aux = _vjp(func, xs)
+    return _reverse(outputs, vjp_fn, xs, chunk_size, batch), aux
 
 
 @overload
 def jacobian(
-    func: Func, inputs: Tensor, *, strategy: str = ..., chunk_size: int | None = ...
+    func: Func,
+    inputs: Tensor,
+    *,
+    strategy: Strategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[False] = ...,
 ) -> Tensor: ...
 @overload
 def jacobian(
-    func: Func, inputs: tuple[Tensor, ...], *, strategy: str = ..., chunk_size: int | None = ...
+    func: Func,
+    inputs: tuple[Tensor, ...],
+    *,
+    strategy: Strategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[False] = ...,
 ) -> tuple[Tensor, ...]: ...
+@overload
+def jacobian(
+    func: Funcs,
+    inputs: Tensor,
+    *,
+    strategy: Strategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[False] = ...,
+) -> tuple[Tensor, ...]: ...
+@overload
+def jacobian(
+    func: Funcs,
+    inputs: tuple[Tensor, ...],
+    *,
+    strategy: Strategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[False] = ...,
+) -> tuple[tuple[Tensor, ...], ...]: ...
+@overload
+def jacobian(
+    func: AuxFunc,
+    inputs: Tensor,
+    *,
+    strategy: Strategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[True],
+) -> tuple[Tensor, Any]: ...
+@overload
+def jacobian(
+    func: AuxFunc,
+    inputs: tuple[Tensor, ...],
+    *,
+    strategy: Strategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[True],
+) -> tuple[tuple[Tensor, ...], Any]: ...
+@overload
+def jacobian(
+    func: AuxFuncs,
+    inputs: Tensor,
+    *,
+    strategy: Strategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[True],
+) -> tuple[tuple[Tensor, ...], Any]: ...
+@overload
+def jacobian(
+    func: AuxFuncs,
+    inputs: tuple[Tensor, ...],
+    *,
+    strategy: Strategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[True],
+) -> tuple[tuple[tuple[Tensor, ...], ...], Any]: ...
 
 
 @public
 def jacobian(
-    func: Func, inputs: TensorOrTensors, *, strategy: str = "auto", chunk_size: int | None = None
-) -> TensorOrTensors:
+    func: AnyFunc,
+    inputs: Tensor | tuple[Tensor, ...],
+    *,
+    strategy: Strategy = "auto",
+    chunk_size: int | None = None,
+    has_aux: bool = False,
+) -> Tensor | tuple[Any, ...]:
     r"""Full Jacobian of ``func`` at ``inputs``.
 
     Parameters
     ----------
-    %(func)s
+    %(func_outputs)s
     %(inputs)s
     strategy : {'auto', 'reverse', 'forward', 'loop'}, optional
         ``'reverse'`` builds the Jacobian row by row from vectorised vector-Jacobian
@@ -284,34 +429,39 @@ def jacobian(
         :func:`torch.func.jacfwd`); ``'loop'`` calls :func:`torch.autograd.grad` once per
         output element with a one-hot ``grad_outputs`` (slow, kept as the reference method and
         for functions that torch.func cannot transform; for that reason it cannot run inside a
-        torch.func transform). ``'auto'`` (default) uses ``'reverse'`` when the output has no
+        torch.func transform). ``'auto'`` (default) uses ``'reverse'`` when the outputs have no
         more elements than the inputs together, else ``'forward'``. All give the same values,
         structure and dtype.
     chunk_size : int, optional
         Largest number of rows (``'reverse'``) or columns (``'forward'``) computed at once, to
         bound memory; by default all at once. Not accepted with ``'loop'``, which computes one
         row at a time anyway.
+    %(has_aux)s
 
     Returns
     -------
-    Tensor or tuple of Tensor
-        ``J`` with ``J.shape == output.shape + input.shape``; for tuple inputs a tuple with one
-        such Tensor per input. Its dtype is the promotion of the output's and the input's
-        (:func:`torch.promote_types`). Differentiable with respect to ``inputs`` and the tensors
-        ``func`` closes over, like :func:`torch.func.jacrev`'s (see :ref:`differentiable`).
+    Tensor, tuple of Tensor or tuple of tuple of Tensor
+        ``J`` with ``J.shape == output.shape + input.shape``. Nested like
+        :func:`torch.func.jacrev`'s result, output first, then input: for tuple inputs a tuple
+        with one such Tensor per input; for a tuple of outputs a tuple with one entry per output;
+        for both, ``J[i][j]`` is the block of output ``i`` and input ``j``. Each block's dtype is
+        the promotion of its output's and its input's (:func:`torch.promote_types`).
+        Differentiable with respect to ``inputs`` and the tensors ``func`` closes over, like
+        :func:`torch.func.jacrev`'s (see :ref:`differentiable`). With ``has_aux=True``, the
+        pair ``(J, aux)``.
 
     Raises
     ------
     TypeError
-        %(bad_func_inputs)s, if
+        %(bad_outputs)s, if
         ``strategy`` is not a string or ``chunk_size`` not an int; or if ``func`` calls a
         custom :class:`torch.autograd.Function` that lacks what the strategy needs (a ``jvp``
         for forward mode, a vmap rule, or ``setup_context`` for any vectorised strategy).
     ValueError
-        If ``inputs`` is an empty tuple, %(meta)s, ``strategy`` is unknown, ``chunk_size < 1``, or
-        ``chunk_size`` is given with ``strategy='loop'``; or if ``strategy`` is ``'loop'``
-        inside a torch.func transform (or another vecgrad function), where
-        :func:`torch.autograd.grad` cannot run.
+        If ``inputs`` is an empty tuple or ``func`` returns one, %(meta)s, ``strategy`` is
+        unknown, ``chunk_size < 1``, or ``chunk_size`` is given with ``strategy='loop'``; or
+        if ``strategy`` is ``'loop'`` inside a torch.func transform (or another vecgrad
+        function), where :func:`torch.autograd.grad` cannot run.
 
     Notes
     -----
@@ -330,6 +480,8 @@ def jacobian(
     Forward mode ignores :class:`torch.no_grad` inside ``func``, as PyTorch's forward-mode AD
     does, where reverse mode holds what it computes constant; use ``.detach()`` there to hold a
     value constant in every mode (see :ref:`differentiable`).
+    With several outputs, :math:`m` counts the elements of all outputs: they are the rows of
+    one Jacobian, computed by one vectorised call and cut into the blocks ``J[i][j]``.
 
     See Also
     --------
@@ -345,8 +497,14 @@ def jacobian(
     >>> J = vg.jacobian(torch.sin, x)
     >>> torch.allclose(J, torch.diag(torch.cos(x)))
     True
+
+    Two outputs and two inputs give the blocks ``J[i][j]``:
+
+    >>> J = vg.jacobian(lambda a, b: (a * b, a.sum()), (x, torch.ones(3)))
+    >>> [[tuple(block.shape) for block in row] for row in J]
+    [[(3, 3), (3, 3)], [(3,), (3,)]]
     """
-    call = Call(func, inputs)
+    call = Call(func, inputs, has_aux)
     strategy = check_choice("strategy", strategy, _STRATEGIES)
     chunk_size = check_chunk_size(chunk_size)
     if strategy == "loop" and chunk_size is not None:
@@ -362,24 +520,96 @@ def jacobian(
                 "torch.autograd.grad, which does not run there; got 'loop' on transformed "
                 "inputs. Use strategy='reverse' or 'forward'."
             )
-        return call.restore(_loop(call.func, call.xs))
-    return call.restore(_jacobian(call.func, call.xs, strategy, chunk_size, None))
+        blocks, aux = _loop(call.outputs, call.xs)
+    else:
+        blocks, aux = _jacobian(call.outputs, call.xs, strategy, chunk_size, None)
+    jac = call.restore_blocks(blocks)
+    return (jac, call.aux(aux)) if call.has_aux else jac
 
 
 @overload
 def batch_jacobian(
-    func: Func, inputs: Tensor, *, strategy: str = ..., chunk_size: int | None = ...
+    func: Func,
+    inputs: Tensor,
+    *,
+    strategy: BatchStrategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[False] = ...,
 ) -> Tensor: ...
 @overload
 def batch_jacobian(
-    func: Func, inputs: tuple[Tensor, ...], *, strategy: str = ..., chunk_size: int | None = ...
+    func: Func,
+    inputs: tuple[Tensor, ...],
+    *,
+    strategy: BatchStrategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[False] = ...,
 ) -> tuple[Tensor, ...]: ...
+@overload
+def batch_jacobian(
+    func: Funcs,
+    inputs: Tensor,
+    *,
+    strategy: BatchStrategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[False] = ...,
+) -> tuple[Tensor, ...]: ...
+@overload
+def batch_jacobian(
+    func: Funcs,
+    inputs: tuple[Tensor, ...],
+    *,
+    strategy: BatchStrategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[False] = ...,
+) -> tuple[tuple[Tensor, ...], ...]: ...
+@overload
+def batch_jacobian(
+    func: AuxFunc,
+    inputs: Tensor,
+    *,
+    strategy: BatchStrategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[True],
+) -> tuple[Tensor, Any]: ...
+@overload
+def batch_jacobian(
+    func: AuxFunc,
+    inputs: tuple[Tensor, ...],
+    *,
+    strategy: BatchStrategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[True],
+) -> tuple[tuple[Tensor, ...], Any]: ...
+@overload
+def batch_jacobian(
+    func: AuxFuncs,
+    inputs: Tensor,
+    *,
+    strategy: BatchStrategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[True],
+) -> tuple[tuple[Tensor, ...], Any]: ...
+@overload
+def batch_jacobian(
+    func: AuxFuncs,
+    inputs: tuple[Tensor, ...],
+    *,
+    strategy: BatchStrategy = ...,
+    chunk_size: int | None = ...,
+    has_aux: Literal[True],
+) -> tuple[tuple[tuple[Tensor, ...], ...], Any]: ...
 
 
 @public
 def batch_jacobian(
-    func: Func, inputs: TensorOrTensors, *, strategy: str = "auto", chunk_size: int | None = None
-) -> TensorOrTensors:
+    func: AnyFunc,
+    inputs: Tensor | tuple[Tensor, ...],
+    *,
+    strategy: BatchStrategy = "auto",
+    chunk_size: int | None = None,
+    has_aux: bool = False,
+) -> Tensor | tuple[Any, ...]:
     r"""Per-sample Jacobians of a function that maps a batch row by row.
 
     Parameters
@@ -387,7 +617,9 @@ def batch_jacobian(
     func : callable
         Function of a batch: row ``b`` of its output must depend only on row ``b`` of every
         input (an ``nn.Module`` without batch normalisation in training mode, for example).
-        Called as ``func(inputs)`` for a Tensor and ``func(*inputs)`` for a tuple. The
+        It returns a Tensor, or a tuple of Tensors each with the batch as first dimension (with
+        ``has_aux=True``, a pair ``(output, aux)``). Called as ``func(inputs)`` for a Tensor
+        and ``func(*inputs)`` for a tuple. The
         row-wise assumption is not checked; if rows interact, the result is wrong.
         It must not modify its inputs in place (that would change the caller's tensors).
     inputs : Tensor or tuple of Tensor
@@ -401,25 +633,29 @@ def batch_jacobian(
     chunk_size : int, optional
         Largest number of VJPs (``'reverse'``) or JVPs (``'forward'``) computed at once, to
         bound memory; by default all at once.
+    %(has_aux)s
 
     Returns
     -------
-    Tensor or tuple of Tensor
+    Tensor, tuple of Tensor or tuple of tuple of Tensor
         Shape ``(N, *out_row, *in_row)`` where ``output.shape == (N, *out_row)`` and
-        ``input.shape == (N, *in_row)``; ``J[b]`` is the Jacobian of row ``b``. A tuple with one
-        Tensor per input for tuple inputs. The dtype and the differentiability are those of
-        :func:`jacobian`'s result (see :ref:`differentiable`).
+        ``input.shape == (N, *in_row)``; ``J[b]`` is the Jacobian of row ``b``. Nested as
+        :func:`jacobian`'s result for tuple inputs and several outputs (``J[i][j]``: output
+        ``i``, input ``j``). The dtype and the differentiability are those of
+        :func:`jacobian`'s result (see :ref:`differentiable`). With ``has_aux=True``, the pair
+        ``(J, aux)``.
 
     Raises
     ------
     TypeError
-        %(bad_func_inputs)s, if
+        %(bad_outputs)s, if
         ``strategy`` is not a string or ``chunk_size`` not an int; or if ``func`` calls a
         custom :class:`torch.autograd.Function` that lacks what the strategy needs (a ``jvp``
         for forward mode, a vmap rule, ``setup_context``).
     ValueError
         If ``inputs`` is an empty tuple or holds a 0-dim Tensor or Tensors of different batch
-        sizes, %(meta)s, ``func``'s output's first dimension is not the batch size,
+        sizes, ``func`` returns an empty tuple, %(meta)s, the first dimension of an output of
+        ``func`` is not the batch size,
         ``strategy`` is unknown or ``chunk_size < 1``.
 
     Notes
@@ -459,8 +695,10 @@ def batch_jacobian(
             [[6., 0.],
              [0., 8.]]])
     """
-    call = Call(func, inputs)
-    strategy = check_choice("strategy", strategy, _STRATEGIES[:-1])
+    call = Call(func, inputs, has_aux)
+    strategy = check_choice("strategy", strategy, get_args(BatchStrategy))
     chunk_size = check_chunk_size(chunk_size)
     batch = common_batch_size([(call.name("inputs", i), x) for i, x in enumerate(call.xs)])
-    return call.restore(_jacobian(rowwise(call.func, batch), call.xs, strategy, chunk_size, batch))
+    blocks, aux = _jacobian(rowwise(call.outputs, batch), call.xs, strategy, chunk_size, batch)
+    jac = call.restore_blocks(blocks)
+    return (jac, call.aux(aux)) if call.has_aux else jac

@@ -2,60 +2,100 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import cast, overload
+from typing import Any, Literal, cast, overload
 
 import torch
 from torch import Tensor
 
-from vecgrad._api import Call, Func, TensorOrTensors, public
+from vecgrad._api import AnyFunc, AuxFunc, AuxFuncs, Call, Func, Funcs, public
 from vecgrad._compat import ensure_forward_ad
+from vecgrad.jacobians import _vjp
 
 
 @overload
-def vjp(func: Func, inputs: Tensor, v: Tensor) -> tuple[Tensor, Tensor]: ...
+def vjp(
+    func: Func, inputs: Tensor, v: Tensor, *, has_aux: Literal[False] = ...
+) -> tuple[Tensor, Tensor]: ...
 @overload
-def vjp(func: Func, inputs: tuple[Tensor, ...], v: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]: ...
+def vjp(
+    func: Func, inputs: tuple[Tensor, ...], v: Tensor, *, has_aux: Literal[False] = ...
+) -> tuple[Tensor, tuple[Tensor, ...]]: ...
+@overload
+def vjp(
+    func: Funcs, inputs: Tensor, v: tuple[Tensor, ...], *, has_aux: Literal[False] = ...
+) -> tuple[tuple[Tensor, ...], Tensor]: ...
+@overload
+def vjp(
+    func: Funcs, inputs: tuple[Tensor, ...], v: tuple[Tensor, ...], *, has_aux: Literal[False] = ...
+) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]: ...
+@overload
+def vjp(
+    func: AuxFunc, inputs: Tensor, v: Tensor, *, has_aux: Literal[True]
+) -> tuple[Tensor, Tensor, Any]: ...
+@overload
+def vjp(
+    func: AuxFunc, inputs: tuple[Tensor, ...], v: Tensor, *, has_aux: Literal[True]
+) -> tuple[Tensor, tuple[Tensor, ...], Any]: ...
+@overload
+def vjp(
+    func: AuxFuncs, inputs: Tensor, v: tuple[Tensor, ...], *, has_aux: Literal[True]
+) -> tuple[tuple[Tensor, ...], Tensor, Any]: ...
+@overload
+def vjp(
+    func: AuxFuncs, inputs: tuple[Tensor, ...], v: tuple[Tensor, ...], *, has_aux: Literal[True]
+) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], Any]: ...
 
 
 @public
-def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorOrTensors]:
+def vjp(
+    func: AnyFunc,
+    inputs: Tensor | tuple[Tensor, ...],
+    v: Tensor | tuple[Tensor, ...],
+    *,
+    has_aux: bool = False,
+) -> tuple[Any, ...]:
     r"""Vector-Jacobian product :math:`v^\top J` of ``func`` at ``inputs``, by reverse mode.
 
     Parameters
     ----------
-    %(func)s
+    %(func_outputs)s
     %(inputs)s
-    v : Tensor
-        Cotangent with exactly the shape of ``func``'s output (the ``grad_outputs`` of
-        :func:`torch.autograd.grad`). It is never filled in implicitly, not even for a
+    v : Tensor or tuple of Tensor
+        Cotangent with exactly the structure and shapes of ``func``'s output (the
+        ``grad_outputs`` of :func:`torch.autograd.grad`): a tuple with one Tensor per output
+        when ``func`` returns a tuple. It is never filled in implicitly, not even for a
         one-element output.
+    %(has_aux)s
 
     Returns
     -------
-    output : Tensor
-        ``func(inputs)``.
+    output : Tensor or tuple of Tensor
+        ``func(inputs)`` (without ``aux``).
     vjp : Tensor or tuple of Tensor
-        :math:`v^\top J`, shaped like ``inputs`` (a tuple with one Tensor per input for tuple
-        inputs). Both are differentiable with respect to ``inputs``, ``v`` and the tensors
-        ``func`` closes over, like :func:`torch.func.vjp`'s (see :ref:`differentiable`).
+        :math:`v^\top J`, summed over the outputs, shaped like ``inputs`` (a tuple with one
+        Tensor per input for tuple inputs). Both are differentiable with respect to
+        ``inputs``, ``v`` and the tensors ``func`` closes over, like :func:`torch.func.vjp`'s
+        (see :ref:`differentiable`).
+    aux : object
+        Only with ``has_aux=True``: what ``func`` returned beside its output, untouched.
 
     Raises
     ------
     TypeError
-        %(bad_func_inputs)s, or if
-        ``v`` is not a Tensor or its dtype differs from the output's.
+        %(bad_outputs)s, or if
+        ``v`` is not a Tensor or a tuple of Tensors like the output, or a dtype in it differs
+        from its output's.
     ValueError
-        If ``inputs`` is an empty tuple, %(meta)s, or ``v``'s shape or device differs from the
-        output's.
+        If ``inputs`` is an empty tuple or ``func`` returns one, %(meta)s, or ``v``'s length,
+        shapes or devices differ from the output's.
 
     Notes
     -----
     For :math:`f:\mathbb{R}^n\to\mathbb{R}^m` with Jacobian :math:`J\in\mathbb{R}^{m\times n}`,
     the result is :math:`v^\top J`, i.e. :math:`\sum_i v_i\,\partial f_i/\partial x_j`, at the
     cost of one forward and one backward pass; :math:`J` is never formed. Tensor shapes are
-    flattened in row-major order. The function is evaluated once, with
-    :func:`torch.func.vjp`.
+    flattened in row-major order; several outputs act as one output of all their elements, so
+    their products add up. The function is evaluated once, with :func:`torch.func.vjp`.
 
     See Also
     --------
@@ -71,51 +111,90 @@ def vjp(func: Func, inputs: TensorOrTensors, v: Tensor) -> tuple[Tensor, TensorO
     >>> out, g = vg.vjp(lambda t: t**2, x, torch.tensor([1.0, 0.0, 1.0]))
     >>> g
     tensor([2., 0., 6.])
+    >>> out, g, aux = vg.vjp(lambda t: (t**2, "aux"), x, torch.ones(3), has_aux=True)
+    >>> g, aux
+    (tensor([2., 4., 6.]), 'aux')
     """
-    call = Call(func, inputs)
-    output, vjp_fn = cast(
-        "tuple[Tensor, Callable[[Tensor], tuple[Tensor, ...]]]",
-        torch.func.vjp(call.func, *call.xs),
-    )
-    cotangent = call.cotangent("v", v, output)
-    return call.own(output), call.restore(vjp_fn(cotangent))
+    call = Call(func, inputs, has_aux)
+    outputs, vjp_fn, aux = _vjp(call.outputs, call.xs)
+    grads = vjp_fn(call.cotangents("v", v, outputs))
+    return call.with_aux((call.restore_outputs(outputs), call.restore(grads)), call.aux(aux))
 
 
 @overload
-def jvp(func: Func, inputs: Tensor, v: Tensor) -> tuple[Tensor, Tensor]: ...
+def jvp(
+    func: Func, inputs: Tensor, v: Tensor, *, has_aux: Literal[False] = ...
+) -> tuple[Tensor, Tensor]: ...
 @overload
-def jvp(func: Func, inputs: tuple[Tensor, ...], v: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]: ...
+def jvp(
+    func: Func, inputs: tuple[Tensor, ...], v: tuple[Tensor, ...], *, has_aux: Literal[False] = ...
+) -> tuple[Tensor, Tensor]: ...
+@overload
+def jvp(
+    func: Funcs, inputs: Tensor, v: Tensor, *, has_aux: Literal[False] = ...
+) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]: ...
+@overload
+def jvp(
+    func: Funcs, inputs: tuple[Tensor, ...], v: tuple[Tensor, ...], *, has_aux: Literal[False] = ...
+) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]: ...
+@overload
+def jvp(
+    func: AuxFunc, inputs: Tensor, v: Tensor, *, has_aux: Literal[True]
+) -> tuple[Tensor, Tensor, Any]: ...
+@overload
+def jvp(
+    func: AuxFunc, inputs: tuple[Tensor, ...], v: tuple[Tensor, ...], *, has_aux: Literal[True]
+) -> tuple[Tensor, Tensor, Any]: ...
+@overload
+def jvp(
+    func: AuxFuncs, inputs: Tensor, v: Tensor, *, has_aux: Literal[True]
+) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], Any]: ...
+@overload
+def jvp(
+    func: AuxFuncs, inputs: tuple[Tensor, ...], v: tuple[Tensor, ...], *, has_aux: Literal[True]
+) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], Any]: ...
 
 
 @public
-def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor, Tensor]:
+def jvp(
+    func: AnyFunc,
+    inputs: Tensor | tuple[Tensor, ...],
+    v: Tensor | tuple[Tensor, ...],
+    *,
+    has_aux: bool = False,
+) -> tuple[Any, ...]:
     r"""Jacobian-vector product :math:`J v` of ``func`` at ``inputs``, by forward mode.
 
     Parameters
     ----------
-    %(func)s
+    %(func_outputs)s
     %(inputs)s
     v : Tensor or tuple of Tensor
         Direction (tangent), with the structure, shapes, dtypes and device of ``inputs``. Named
         ``v`` like the vector of :func:`vjp` and :func:`hvp` (and of
         :func:`torch.autograd.functional.jvp`).
+    %(has_aux)s
 
     Returns
     -------
-    output : Tensor
-        ``func(inputs)``.
-    jvp : Tensor
-        :math:`J v`, shaped like the output. Both are differentiable with respect to
-        ``inputs``, ``v`` and the tensors ``func`` closes over, like :func:`torch.func.jvp`'s
-        (see :ref:`differentiable`).
+    output : Tensor or tuple of Tensor
+        ``func(inputs)`` (without ``aux``).
+    jvp : Tensor or tuple of Tensor
+        :math:`J v`, shaped like the output: a tuple with one Tensor per output when ``func``
+        returns a tuple, as :func:`torch.func.jvp` gives it. Both are differentiable with
+        respect to ``inputs``, ``v`` and the tensors ``func`` closes over, like
+        :func:`torch.func.jvp`'s (see :ref:`differentiable`).
+    aux : object
+        Only with ``has_aux=True``: what ``func`` returned beside its output, untouched.
 
     Raises
     ------
     TypeError
-        %(bad_tangent)s
+        %(bad_tangent)s Also if ``func`` returns neither a Tensor nor a tuple of them (a pair
+        ``(output, aux)`` with ``has_aux=True``), or ``has_aux`` is not a bool.
     ValueError
-        If ``inputs`` is an empty tuple, %(meta)s, or ``v`` does not match ``inputs`` in length,
-        shape or device.
+        If ``inputs`` is an empty tuple or ``func`` returns one, %(meta)s, or ``v`` does not
+        match ``inputs`` in length, shape or device.
 
     Notes
     -----
@@ -140,9 +219,14 @@ def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
     >>> x, v = torch.tensor([0.0, 1.0]), torch.tensor([1.0, 2.0])
     >>> vg.jvp(lambda t: t**3, x, v)  # (x**3, 3 x**2 v)
     (tensor([0., 1.]), tensor([0., 6.]))
+    >>> vg.jvp(lambda t: (t**2, t.sum()), x, v)  # two outputs: a tuple of each
+    ((tensor([0., 1.]), tensor(1.)), (tensor([0., 4.]), tensor(3.)))
     """
-    call = Call(func, inputs)
+    call = Call(func, inputs, has_aux)
     tangents = call.tangents("v", v)
     ensure_forward_ad()
-    output, jvp_out = cast("tuple[Tensor, Tensor]", torch.func.jvp(call.func, call.xs, tangents))
-    return call.own(output), call.own(jvp_out)
+    outputs, jvps, aux = cast(
+        "tuple[tuple[Tensor, ...], tuple[Tensor, ...], tuple[Tensor, ...]]",
+        torch.func.jvp(call.outputs, call.xs, tangents, has_aux=True),
+    )
+    return call.with_aux((call.restore_outputs(outputs), call.restore_outputs(jvps)), call.aux(aux))

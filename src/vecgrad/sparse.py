@@ -14,13 +14,13 @@ import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import cast, get_args
 
 import torch
 from torch import Tensor
 
 from vecgrad import _coloring
-from vecgrad._api import Call, Func, public
+from vecgrad._api import Call, Func, SparseStrategy, public
 from vecgrad._basis import cat, one_hots, spans
 from vecgrad._checks import (
     check_choice,
@@ -42,7 +42,7 @@ from vecgrad._memory import in_transform
 # shared so that the sparse functions choose as it does.
 from vecgrad.jacobians import VjpFn, _forward_wins, _probe
 
-_STRATEGIES = ("auto", "forward", "reverse")
+_STRATEGIES = get_args(SparseStrategy)
 # jacobian_sparsity: probe points inputs + _PROBE_SCALE * (1 + |inputs|) * z, z ~ N(0, 1) drawn
 # from a generator seeded _PROBE_SEED; by default about _PROBE_ENTRIES entries per chunk.
 _PROBE_SCALE = 1e-3
@@ -259,7 +259,7 @@ def _check_made_elsewhere(coloring: JacobianColoring) -> None:
 
 @public
 def color_jacobian(
-    sparsity: Tensor, *, strategy: str = "auto", input_ndim: int = 1
+    sparsity: Tensor, *, strategy: SparseStrategy = "auto", input_ndim: int = 1
 ) -> JacobianColoring:
     r"""Colour a Jacobian's sparsity pattern once, for :func:`sparse_jacobian` to reuse.
 
@@ -392,7 +392,7 @@ def sparse_jacobian(
     inputs: Tensor,
     *,
     sparsity: Tensor | JacobianColoring,
-    strategy: str = "auto",
+    strategy: SparseStrategy = "auto",
     chunk_size: int | None = None,
 ) -> Tensor:
     r"""Jacobian of ``func`` at ``inputs`` with a known sparsity pattern, as a sparse Tensor.
