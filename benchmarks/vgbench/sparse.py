@@ -14,6 +14,7 @@ import statistics
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -262,6 +263,19 @@ def print_memory(device: torch.device, quick: bool, rows: Sequence[MemoryRow]) -
     for r in rows:
         peak = "WRONG" if r.peak_bytes is None else f"{r.peak_bytes / MIB:.2f}"
         print(f"  {r.method:<72}{peak:>10}  {r.note}")
+    # Per problem: the smaller dense peak over each sparse peak (a page, 4 KiB, at least).
+    peaks = {r.method: r.peak_bytes for r in rows}
+    for problem in dict.fromkeys(r.method.split(": ")[0] for r in rows):
+        dense = [peaks.get(f"{problem}: {name}") for name in DENSE]
+        sparse = {name: peaks.get(f"{problem}: {name}") for name in (REUSED, ONE_SHOT)}
+        if None in dense or None in sparse.values():
+            continue
+        best = min(cast(int, d) for d in dense)
+        ratios = ", ".join(
+            f"{name.split('(')[1][:-1]} {best / max(cast(int, b), 4096):.0f}x"
+            for name, b in sparse.items()
+        )
+        print(f"  {problem}: smaller dense peak / sparse peak: {ratios}")
 
 
 def extras(quick: bool, device: torch.device) -> list[Goal]:
