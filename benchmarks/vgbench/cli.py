@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             found[family] = family_goals(str(device), cases, family_timings)
             timings += family_timings
         if sparse in found:
-            found[sparse] += sparse.extras(args.quick, device)
+            found[sparse] += sparse.extras(args.quick, device, timings)
         if args.only in (None, "memory"):
             rows = memory.measure(args.quick, device)
             memory.print_table(device, args.quick, rows)
