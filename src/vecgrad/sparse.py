@@ -370,10 +370,12 @@ def color_jacobian(
     When they do not, a Jones-Plassmann greedy colouring with largest-first priorities (ties
     broken by a permutation from a fixed seed) is tried as well, unless the lower bound is
     above 256, and the colouring with fewer colours is kept. Modular candidates are found on a
-    sample of the pattern and each is checked on the whole of it. The work is a few passes over
-    the nonzeros per candidate (after one sort, for a sparse COO pattern that is not coalesced);
-    the greedy colouring takes a pass per round, and at least ``lower_bound`` rounds.
-    ``'auto'`` colours both ways.
+    sample of the pattern and each is checked on the whole of it; those with exactly
+    ``lower_bound`` colours are read off a few of the fullest rows (columns) first, and when
+    one is valid nothing else is tried. The work is a few passes over the nonzeros per
+    candidate (after one sort, for a sparse COO pattern that is not coalesced); the greedy
+    colouring takes a pass per round, and at least ``lower_bound`` rounds. ``'auto'`` colours
+    both ways.
 
     See Also
     --------
