@@ -124,11 +124,11 @@ def _is_valid(groups: Tensor, members: Tensor, sizes: Tensor, colors: Tensor, k:
     """
     limit = 4 * members.numel() + 2**20
     if sizes.numel() * k <= limit:
-        return int(torch.bincount(groups * k + colors[members]).max()) <= 1
+        return int(torch.bincount(groups * k + colors.index_select(0, members)).max()) <= 1
     blocks = -(-k // _BITS)
     slots = sizes.numel() * blocks
     if slots > limit:
-        keys = groups * k + colors[members]
+        keys = groups * k + colors.index_select(0, members)
         return int(torch.unique(keys).numel()) == keys.numel()
     used = colors.clamp(min=0)  # colour -1 marks a member in no group: never gathered
     bit = torch.bitwise_left_shift(torch.ones_like(used), used % _BITS)
@@ -138,7 +138,7 @@ def _is_valid(groups: Tensor, members: Tensor, sizes: Tensor, colors: Tensor, k:
     else:
         slot, count = groups, sizes
     total = torch.zeros(slots, dtype=torch.long, device=colors.device)
-    total.index_add_(0, slot, bit[members])
+    total.index_add_(0, slot, bit.index_select(0, members))
     return bool((_popcount(total) == count).all())
 
 
@@ -166,9 +166,11 @@ def _quick(
     last = largest.numel() - 1
     spread = [last * i // (_QUICK_GROUPS - 1) for i in range(_QUICK_GROUPS)]
     picked = largest[torch.tensor(sorted(set(spread)), device=sizes.device)]
-    keep = torch.isin(groups, picked)
+    keep = torch.isin(groups, picked).nonzero().flatten()
     by_group: dict[int, list[int]] = {}
-    for group, member in zip(groups[keep].tolist(), members[keep].tolist(), strict=True):
+    for group, member in zip(
+        groups.index_select(0, keep).tolist(), members.index_select(0, keep).tolist(), strict=True
+    ):
         by_group.setdefault(group, []).append(member)
     pairs = [pair for found in by_group.values() for pair in combinations(sorted(found), 2)]
     candidates = [(0, 0)] if all((b - a) % bound for a, b in pairs) else []
@@ -188,8 +190,10 @@ def _quick(
         # A candidate is first checked on the first groups holding about _SAMPLE nonzeros,
         # where a wrong width soon shows, before the pass over the whole pattern.
         first = int(torch.searchsorted(torch.cumsum(sizes, 0), _SAMPLE)) + 1
-        head = groups < first
-        checks.insert(0, (groups[head], members[head], sizes[:first]))
+        head = (groups < first).nonzero().flatten()
+        checks.insert(
+            0, (groups.index_select(0, head), members.index_select(0, head), sizes[:first])
+        )
     j = torch.arange(used.numel(), device=members.device)
     for t, s in candidates[:_QUICK_CHECKS]:
         colors = torch.where(used, _modular_colors(j, bound, t, s), -1)

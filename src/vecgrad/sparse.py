@@ -159,9 +159,9 @@ def _plan(coloring: JacobianColoring, device: torch.device, dtype: torch.dtype) 
     colors = coloring.colors.reshape(-1).to(device)
     k = coloring.num_colors
     if coloring.mode == "forward":
-        take = colors[cols] * math.prod(coloring.output_shape) + rows
+        take = colors.index_select(0, cols) * math.prod(coloring.output_shape) + rows
     else:
-        take = colors[rows] * math.prod(coloring.input_shape) + cols
+        take = colors.index_select(0, rows) * math.prod(coloring.input_shape) + cols
     seeds = None
     if k * colors.numel() <= _PLAN_SEEDS:
         seeds = _seeds(colors, 0, k, dtype)
@@ -576,7 +576,9 @@ def sparse_jacobian(
         coloring = _make_coloring(*_flat_pattern(pattern, x.dim()), strategy)
     not_transformed("inputs", in_transform(x), "sparse_jacobian")
     compressed, out_dtype, plan = _products(call, x, coloring, chunk_size)
-    values = compressed.reshape(-1)[plan.take]
+    # index_select, not indexing: torch runs the latter on several threads from a few
+    # thousand elements on, which a busy machine makes slow.
+    values = compressed.reshape(-1).index_select(0, plan.take)
     values = values.to(torch.promote_types(out_dtype, x.dtype))
     return torch.sparse_coo_tensor(
         plan.indices.clone(),  # the result owns its memory: none shared with the colouring
