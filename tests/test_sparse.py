@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from collections.abc import Callable
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 import vecgrad as vg
+from vecgrad import sparse as sparse_module
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -227,20 +229,93 @@ def test_input_ndim_splits_the_pattern() -> None:
     assert vg.color_jacobian(pattern, input_ndim=0).input_shape == ()
 
 
-def test_a_large_sparse_pattern_is_never_made_dense() -> None:
-    # Dense, this pattern would take 4e10 bytes.
-    width, height = 400, 500
+def sparse_stencil(width: int, height: int) -> torch.Tensor:
+    """The 5-point stencil's pattern as a coalesced COO tensor, built from indices."""
     n = width * height
     j = torch.arange(n)
     x = j % width
     steps = [(0, 0), (-1, x > 0), (1, x < width - 1), (-width, j >= width), (width, j < n - width)]
     rows = torch.cat([j if isinstance(ok, int) else j[ok] for _, ok in steps])
     cols = torch.cat([j + d if isinstance(ok, int) else (j + d)[ok] for d, ok in steps])
-    coo = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), torch.ones_like(rows).bool(), (n, n), check_invariants=True
-    )
-    coloring = vg.color_jacobian(coo.coalesce(), strategy="forward")
+    values = torch.ones_like(rows).bool()
+    indices = torch.stack([rows, cols])
+    return torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=True).coalesce()
+
+
+def assert_valid_sparse(coloring: vg.JacobianColoring) -> None:
+    """assert_valid for a pattern too large to make dense: no (group, colour) pair twice."""
+    rows, cols = coloring.sparsity.indices()
+    groups, members = (rows, cols) if coloring.mode == "forward" else (cols, rows)
+    colors = coloring.colors[members]
+    assert bool((colors >= 0).all())
+    assert bool((colors < coloring.num_colors).all())
+    pairs = groups * coloring.num_colors + colors
+    assert torch.unique(pairs).numel() == pairs.numel()
+
+
+def test_a_large_sparse_pattern_is_never_made_dense() -> None:
+    # Dense, this pattern would take 4e10 bytes.
+    coloring = vg.color_jacobian(sparse_stencil(400, 500), strategy="forward")
     assert (coloring.num_colors, coloring.lower_bound) == (5, 5)
+    assert_valid_sparse(coloring)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_one_entry_that_breaks_a_large_stencil_is_coloured_validly(mode: str, where: str) -> None:
+    # The stencil's modular colouring fits every group but the one given an entry 5 places away
+    # (same colour): the first, one in the middle or the last, so that it is found on the whole
+    # pattern and not only where candidates are sampled.
+    pattern = sparse_stencil(300, 250)
+    n = pattern.shape[0]
+    i = {"first": 0, "middle": n // 2 + 7, "last": n - 1}[where]
+    j = i + 5 if i + 5 < n else i - 5
+    extra = torch.tensor([[i], [j]] if mode == "forward" else [[j], [i]])
+    indices = torch.cat([pattern.indices(), extra], dim=1)
+    values = torch.ones(indices.shape[1], dtype=torch.bool)
+    broken = torch.sparse_coo_tensor(indices, values, pattern.shape, check_invariants=True)
+    broken = broken.coalesce()
+    coloring = vg.color_jacobian(broken, strategy=mode)
+    assert_valid_sparse(coloring)
+    assert coloring.num_colors <= 1.5 * coloring.lower_bound
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stencil_with_one_extra_entry_matches_the_dense_jacobian(mode: str) -> None:
+    pattern = stencil(13, 11, 5)
+    # Points 40 and 45 lie on one row of the grid, 5 apart: the stencil's colouring
+    # (x + 2 y) mod 5 gives them one colour, and the row and column of this entry refuse it.
+    pattern[40, 45] = True
+    coloring = vg.color_jacobian(pattern.to_sparse(), strategy=mode)
+    assert_valid(coloring, pattern)
+    assert coloring.num_colors <= 1.5 * coloring.lower_bound
+    func, x = masked_function(pattern, 19), point(pattern.shape[1], 20)
+    assert_close(vg.sparse_jacobian(func, x, sparsity=coloring).to_dense(), vg.jacobian(func, x))
+
+
+@pytest.mark.parametrize("keep_seeds", [True, False])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_reused_coloring_serves_other_dtypes_and_chunk_sizes(
+    mode: str, keep_seeds: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a colouring derives for its products is kept per device and dtype; seeds too large
+    # to keep are made a chunk at a time.
+    if not keep_seeds:
+        monkeypatch.setattr(sparse_module, "_PLAN_SEEDS", 0)
+    pattern = stencil(7, 6, 9)
+    func = masked_function(pattern, seed=21)
+    coloring = vg.color_jacobian(pattern, strategy=mode)
+    x = point(42, 22)
+    expected = vg.jacobian(func, x)
+    for dtype in (DTYPE, torch.float32, DTYPE):
+        in_dtype = functools.partial(lambda t, d: func(t.to(DTYPE)).to(d), d=dtype)
+        for chunk_size in (None, 2, coloring.num_colors, None):
+            jac = vg.sparse_jacobian(
+                in_dtype, x.to(dtype), sparsity=coloring, chunk_size=chunk_size
+            )
+            assert jac.dtype == dtype
+            tolerance = {} if dtype == DTYPE else {"atol": 1e-5, "rtol": 1e-5}
+            assert_close(jac.to_dense(), expected.to(dtype), **tolerance)
 
 
 # -- sparse_jacobian against vg.jacobian ---------------------------------------------------------

@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one rep: a smoke run")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
+    parser.add_argument(
+        "--only",
+        choices=[family.__name__.rsplit(".", 1)[1] for family in GOAL_ORDER],
+        help="run one family of cases (with its goals) instead of all",
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -64,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     memory_rows: dict[str, list[memory.MemoryRow]] = {}
     for device in devices:
         print(f"\n===== {device} =====")
-        families = {family: family.cases(args.quick, device) for family in TIMED}
+        chosen = [f for f in TIMED if args.only in (None, f.__name__.rsplit(".", 1)[1])]
+        families = {family: family.cases(args.quick, device) for family in chosen}
         found: dict[ModuleType, list[Goal]] = {}
         for family, cases in families.items():
             family_timings = []
@@ -75,12 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 family_timings += case_timings
             found[family] = family_goals(str(device), cases, family_timings)
             timings += family_timings
-        found[sparse] += sparse.extras(args.quick, device)
-        rows = memory.measure(args.quick, device)
-        memory.print_table(device, args.quick, rows)
-        memory_rows[str(device)] = rows
-        found[memory] = memory.goals(str(device), rows)
-        goals += [goal for family in GOAL_ORDER for goal in found[family]]
+        if sparse in found:
+            found[sparse] += sparse.extras(args.quick, device, timings)
+        if args.only in (None, "memory"):
+            rows = memory.measure(args.quick, device)
+            memory.print_table(device, args.quick, rows)
+            memory_rows[str(device)] = rows
+            found[memory] = memory.goals(str(device), rows)
+        goals += [goal for family in GOAL_ORDER for goal in found.get(family, [])]
     print_goals(goals, args.quick)
     total = time.perf_counter() - started
     print(f"\ntotal time: {total:.1f} s")

@@ -9,7 +9,12 @@ swapped, rows of one colour never share a column and one vector-Jacobian product
 fewer colours than the lower bound, the size of the largest group (its members are pairwise
 neighbours).
 
-Three kinds of colouring are tried, and the one with the fewest colours kept:
+First a quick path: the modular colourings below with exactly as many colours as the lower
+bound, their parameters read off a few groups of the largest size in plain Python, each
+candidate checked on the whole pattern in a few vectorised passes. On bands, block diagonals and
+5- and 9-point stencils it succeeds with the first or second candidate, and as no colouring has
+fewer colours, nothing else is tried. Otherwise three kinds of colouring are tried, and the one
+with the fewest colours kept:
 
 - flat modular, ``c(j) = j mod k`` for the smallest valid ``k`` from the lower bound up:
   optimal for bands and block diagonals. Its validity needs only the set of differences
@@ -30,6 +35,7 @@ Everything is deterministic: the same pattern gives the same colours on every ca
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import combinations
 
 import torch
 from torch import Tensor
@@ -48,6 +54,13 @@ _CHECKS = 4
 _MAX_DIFFERENCES = 64
 _STRIDES = 8
 _STEPS = 64
+# The quick path reads its candidates off at most _QUICK_GROUPS groups of the largest size,
+# spread over the pattern, when that size is at most _QUICK_BOUND (the strided candidates:
+# _QUICK_STRIDED_BOUND), and checks at most _QUICK_CHECKS of them on the whole pattern.
+_QUICK_GROUPS = 8
+_QUICK_BOUND = 256
+_QUICK_STRIDED_BOUND = 32
+_QUICK_CHECKS = 4
 # Colours are checked 63 at a time as bits of an int64 (see _is_valid).
 _BITS = 63
 # The greedy colouring is skipped when the lower bound is above this: it needs at least L rounds
@@ -57,30 +70,31 @@ _GREEDY_MAX_BOUND = 256
 _SEED = 0
 
 
-def color(groups: Tensor, members: Tensor, num_groups: int, num_members: int) -> tuple[Tensor, int]:
-    """Colours of the members (-1 for a member in no group) and their number."""
-    device = groups.device
-    colors = torch.full((num_members,), -1, dtype=torch.long, device=device)
+def color(
+    groups: Tensor, members: Tensor, sizes: Tensor, counts: Tensor
+) -> tuple[Tensor, int, int]:
+    """Colours of the members (-1 for a member in no group), their number and the lower bound.
+
+    ``sizes`` holds the nonzeros of each group, ``counts`` those of each member (the bincounts
+    of ``groups`` and ``members``, which colouring both ways shares).
+    """
+    num_groups, num_members = sizes.numel(), counts.numel()
+    colors = torch.full((num_members,), -1, dtype=torch.long, device=members.device)
     if members.numel() == 0:
-        return colors, 0
-    sizes = torch.bincount(groups, minlength=num_groups)
+        return colors, 0, 0
     bound = int(sizes.max())
-    used = torch.bincount(members, minlength=num_members) > 0
+    used = counts > 0
+    quick = _quick(groups, members, sizes, bound, used)
+    if quick is not None:
+        return quick, bound, bound
     modular = _modular(groups, members, sizes, bound, used)
     if modular is None or (modular[0] > bound and bound <= _GREEDY_MAX_BOUND):
         greedy = _greedy(groups, members, sizes, num_groups, num_members, used)
         count = int(greedy.max()) + 1
         if modular is None or count < modular[0]:
-            return greedy, count
+            return greedy, count, bound
     k, modular_colors = modular
-    return modular_colors, k
-
-
-def lower_bound(groups: Tensor, num_groups: int) -> int:
-    """Most nonzeros in one group: the members of a group need pairwise different colours."""
-    if groups.numel() == 0:
-        return 0
-    return int(torch.bincount(groups, minlength=num_groups).max())
+    return modular_colors, k, bound
 
 
 def is_valid(groups: Tensor, members: Tensor, colors: Tensor, num_groups: int) -> bool:
@@ -101,15 +115,20 @@ def _modular_colors(j: Tensor, k: int, t: int, s: int) -> Tensor:
 def _is_valid(groups: Tensor, members: Tensor, sizes: Tensor, colors: Tensor, k: int) -> bool:
     """Whether the ``colors`` of the members (in ``range(k)``) differ within each group.
 
-    Colours are added as bits, ``2 ** c``, per group and block of 63 colours: a repeated colour
-    makes a carry, and each carry leaves one bit fewer set than there are nonzeros (also when
-    the sum wraps around), so the colours differ exactly when the bits set equal the count.
-    Work is done per member where it can, as there are several nonzeros per member.
+    When there are few pairs (group, colour), each is counted, and none may be counted twice:
+    a few passes over the nonzeros. Otherwise colours are added as bits, ``2 ** c``, per group
+    and block of 63 colours: a repeated colour makes a carry, and each carry leaves one bit
+    fewer set than there are nonzeros (also when the sum wraps around), so the colours differ
+    exactly when the bits set equal the count. Work is done per member where it can, as there
+    are several nonzeros per member.
     """
+    limit = 4 * members.numel() + 2**20
+    if sizes.numel() * k <= limit:
+        return int(torch.bincount(groups * k + colors.index_select(0, members)).max()) <= 1
     blocks = -(-k // _BITS)
     slots = sizes.numel() * blocks
-    if slots > 4 * members.numel() + 2**20:
-        keys = groups * k + colors[members]
+    if slots > limit:
+        keys = groups * k + colors.index_select(0, members)
         return int(torch.unique(keys).numel()) == keys.numel()
     used = colors.clamp(min=0)  # colour -1 marks a member in no group: never gathered
     bit = torch.bitwise_left_shift(torch.ones_like(used), used % _BITS)
@@ -119,7 +138,7 @@ def _is_valid(groups: Tensor, members: Tensor, sizes: Tensor, colors: Tensor, k:
     else:
         slot, count = groups, sizes
     total = torch.zeros(slots, dtype=torch.long, device=colors.device)
-    total.index_add_(0, slot, bit[members])
+    total.index_add_(0, slot, bit.index_select(0, members))
     return bool((_popcount(total) == count).all())
 
 
@@ -129,6 +148,58 @@ def _popcount(x: Tensor) -> Tensor:
     x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
     x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
     return (x * 0x0101010101010101) >> 56
+
+
+def _quick(
+    groups: Tensor, members: Tensor, sizes: Tensor, bound: int, used: Tensor
+) -> Tensor | None:
+    """A modular colouring with exactly ``bound`` colours, or None if none is found quickly.
+
+    The candidates are those valid on a few groups of size ``bound`` (their pairs of members
+    listed in plain Python, as they are few): ``j mod bound``, then for each width ``s`` among
+    their differences the smallest ``t`` for which ``(j mod s + t (j div s)) mod bound`` is
+    valid there. Each is checked on the whole pattern, the first valid one kept.
+    """
+    if bound > _QUICK_BOUND:
+        return None
+    largest = (sizes == bound).nonzero().flatten()
+    last = largest.numel() - 1
+    spread = [last * i // (_QUICK_GROUPS - 1) for i in range(_QUICK_GROUPS)]
+    picked = largest[torch.tensor(sorted(set(spread)), device=sizes.device)]
+    keep = torch.isin(groups, picked).nonzero().flatten()
+    by_group: dict[int, list[int]] = {}
+    for group, member in zip(
+        groups.index_select(0, keep).tolist(), members.index_select(0, keep).tolist(), strict=True
+    ):
+        by_group.setdefault(group, []).append(member)
+    pairs = [pair for found in by_group.values() for pair in combinations(sorted(found), 2)]
+    candidates = [(0, 0)] if all((b - a) % bound for a, b in pairs) else []
+    if bound <= _QUICK_STRIDED_BOUND:
+        for s in sorted({b - a for a, b in pairs if b - a >= 3}):
+            # Two members a step (dx, dy) apart share a colour when bound divides dx + t dy.
+            steps = {(b % s - a % s, b // s - a // s) for a, b in pairs}
+            t = next(
+                (t for t in range(bound) if all((dx + t * dy) % bound for dx, dy in steps)), None
+            )
+            if t is not None:
+                candidates.append((t, s))
+            if len(candidates) >= _QUICK_CHECKS:
+                break
+    checks = [(groups, members, sizes)]
+    if members.numel() > 2 * _SAMPLE:
+        # A candidate is first checked on the first groups holding about _SAMPLE nonzeros,
+        # where a wrong width soon shows, before the pass over the whole pattern.
+        first = int(torch.searchsorted(torch.cumsum(sizes, 0), _SAMPLE)) + 1
+        head = (groups < first).nonzero().flatten()
+        checks.insert(
+            0, (groups.index_select(0, head), members.index_select(0, head), sizes[:first])
+        )
+    j = torch.arange(used.numel(), device=members.device)
+    for t, s in candidates[:_QUICK_CHECKS]:
+        colors = torch.where(used, _modular_colors(j, bound, t, s), -1)
+        if all(_is_valid(g, m, n, colors, bound) for g, m, n in checks):
+            return colors
+    return None
 
 
 def _modular(

@@ -118,6 +118,61 @@ class JacobianColoring:
 
 # The colourings color_jacobian made: sparse_jacobian trusts these, and checks any other.
 _MADE: weakref.WeakSet[JacobianColoring] = weakref.WeakSet()
+# Seeds are kept with a plan while they hold at most this many elements (64 MiB in float32).
+_PLAN_SEEDS = 2**24
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What :func:`sparse_jacobian` derives from a colouring, once per device and dtype.
+
+    ``indices`` are the pattern's, ``take`` the place of each nonzero's value in the compressed
+    matrix (``(num_colors, m)`` forward, ``(num_colors, n)`` reverse, flattened), ``seeds``
+    the one-hot colours, ``(num_colors, n)`` forward or ``(num_colors, m)`` reverse, in the
+    dtype of the products (None when too large to keep: then made a chunk at a time).
+    """
+
+    indices: Tensor
+    take: Tensor
+    colors: Tensor
+    seeds: Tensor | None
+
+
+# The plans of colourings color_jacobian made, by (device, dtype): a reused colouring pays for
+# them once. A colouring made elsewhere may change between calls and gets a new plan each time.
+_PLANS: weakref.WeakKeyDictionary[
+    JacobianColoring, dict[tuple[torch.device, torch.dtype], _Plan]
+] = weakref.WeakKeyDictionary()
+
+
+def _plan(coloring: JacobianColoring, device: torch.device, dtype: torch.dtype) -> _Plan:
+    """The plan of ``coloring`` for products of ``dtype`` on ``device``, made once if trusted."""
+    trusted = coloring in _MADE
+    plans = _PLANS.setdefault(coloring, {}) if trusted else {}
+    plan = plans.get((device, dtype))
+    if plan is not None:
+        return plan
+    indices = coloring.sparsity.indices().to(device)
+    out_ndim = len(coloring.output_shape)
+    rows = _ravel(indices[:out_ndim], coloring.output_shape)
+    cols = _ravel(indices[out_ndim:], coloring.input_shape)
+    colors = coloring.colors.reshape(-1).to(device)
+    k = coloring.num_colors
+    if coloring.mode == "forward":
+        take = colors.index_select(0, cols) * math.prod(coloring.output_shape) + rows
+    else:
+        take = colors.index_select(0, rows) * math.prod(coloring.input_shape) + cols
+    seeds = None
+    if k * colors.numel() <= _PLAN_SEEDS:
+        seeds = _seeds(colors, 0, k, dtype)
+    plan = _Plan(indices, take, colors, seeds)
+    plans[(device, dtype)] = plan
+    return plan
+
+
+def _seeds(colors: Tensor, start: int, stop: int, dtype: torch.dtype) -> Tensor:
+    """The sums of one-hot directions of colours ``start`` to ``stop - 1``, one per row."""
+    return (colors == torch.arange(start, stop, device=colors.device)[:, None]).to(dtype)
 
 
 def _flat_pattern(
@@ -205,12 +260,14 @@ def _make_coloring(
     """Colour the columns, the rows, or both and keep the one with fewer colours."""
     m, n = math.prod(out_shape), math.prod(in_shape)
     found: dict[str, tuple[Tensor, int, int]] = {}
+    # Nonzeros per row and per column: the group sizes of one mode are the other's counts.
+    per_row, per_col = torch.bincount(rows, minlength=m), torch.bincount(cols, minlength=n)
     if strategy in ("auto", "forward"):
-        colors, count = _coloring.color(rows, cols, m, n)
-        found["forward"] = colors.reshape(in_shape), count, _coloring.lower_bound(rows, m)
+        colors, count, bound = _coloring.color(rows, cols, per_row, per_col)
+        found["forward"] = colors.reshape(in_shape), count, bound
     if strategy in ("auto", "reverse"):
-        colors, count = _coloring.color(cols, rows, n, m)
-        found["reverse"] = colors.reshape(out_shape), count, _coloring.lower_bound(cols, n)
+        colors, count, bound = _coloring.color(cols, rows, per_col, per_row)
+        found["reverse"] = colors.reshape(out_shape), count, bound
     if len(found) == 2:
         # Ties go as vg.jacobian's 'auto' goes: reverse mode unless m > n.
         forward, reverse = found["forward"][1], found["reverse"][1]
@@ -313,10 +370,12 @@ def color_jacobian(
     When they do not, a Jones-Plassmann greedy colouring with largest-first priorities (ties
     broken by a permutation from a fixed seed) is tried as well, unless the lower bound is
     above 256, and the colouring with fewer colours is kept. Modular candidates are found on a
-    sample of the pattern and each is checked on the whole of it. The work is a few passes over
-    the nonzeros per candidate (after one sort, for a sparse COO pattern that is not coalesced);
-    the greedy colouring takes a pass per round, and at least ``lower_bound`` rounds.
-    ``'auto'`` colours both ways.
+    sample of the pattern and each is checked on the whole of it; those with exactly
+    ``lower_bound`` colours are read off a few of the fullest rows (columns) first, and when
+    one is valid nothing else is tried. The work is a few passes over the nonzeros per
+    candidate (after one sort, for a sparse COO pattern that is not coalesced); the greedy
+    colouring takes a pass per round, and at least ``lower_bound`` rounds. ``'auto'`` colours
+    both ways.
 
     See Also
     --------
@@ -342,48 +401,56 @@ def color_jacobian(
 
 def _products(
     call: Call, x: Tensor, coloring: JacobianColoring, chunk_size: int | None
-) -> tuple[Tensor, torch.dtype]:
+) -> tuple[Tensor, torch.dtype, _Plan]:
     """The compressed Jacobian, one product per colour, as a ``(num_colors, m or n)`` matrix.
 
     Forward mode: ``J s_c`` for the sum ``s_c`` of the one-hot columns of colour ``c``; reverse
-    mode: ``s_c^T J`` for the rows. Also the output's dtype.
+    mode: ``s_c^T J`` for the rows. Also the output's dtype and the plan of the colouring.
     """
-    k, colors = coloring.num_colors, coloring.colors.reshape(-1).to(x.device)
+    k = coloring.num_colors
     if k == 0:
         output = _probe(call.func, (x,))
         not_transformed("func", in_transform(output), "sparse_jacobian")
         pattern_for_output(coloring.output_shape, output.shape, x.shape)
-        return output.new_zeros(0, output.numel()), output.dtype
+        plan = _plan(coloring, x.device, output.dtype)
+        return output.new_zeros(0, output.numel()), output.dtype, plan
     pieces = []
     if coloring.mode == "forward":
         ensure_forward_ad()
+        plan = _plan(coloring, x.device, x.dtype)
 
         def column(seed: Tensor) -> Tensor:
             return cast(Tensor, torch.func.jvp(call.func, (x,), (seed,))[1])
 
-        for start, stop in spans(k, chunk_size):
-            seeds = colors == torch.arange(start, stop, device=x.device)[:, None]
+        for start, stop, seeds in _chunks(plan, k, chunk_size, x.dtype):
             # Random operations draw once for all colours, as one evaluation in reverse mode.
-            piece = torch.func.vmap(column, randomness="same")(
-                seeds.to(x.dtype).reshape(stop - start, *x.shape)
-            )
+            piece = torch.func.vmap(column, randomness="same")(seeds.view(stop - start, *x.shape))
             pattern_for_output(coloring.output_shape, piece.shape[1:], x.shape)
             pieces.append(piece.reshape(stop - start, -1))
-        compressed = cat(pieces)
-        out_dtype = compressed.dtype
+        out_dtype = pieces[0].dtype
     else:
         output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(call.func, x))
         pattern_for_output(coloring.output_shape, output.shape, x.shape)
-        for start, stop in spans(k, chunk_size):
-            seeds = colors == torch.arange(start, stop, device=x.device)[:, None]
-            (piece,) = torch.func.vmap(vjp_fn)(
-                seeds.to(output.dtype).reshape(stop - start, *output.shape)
-            )
+        plan = _plan(coloring, x.device, output.dtype)
+        for start, stop, seeds in _chunks(plan, k, chunk_size, output.dtype):
+            (piece,) = torch.func.vmap(vjp_fn)(seeds.view(stop - start, *output.shape))
             pieces.append(piece.reshape(stop - start, -1))
-        compressed = cat(pieces)
         out_dtype = output.dtype
+    compressed = cat(pieces)
     not_transformed("func", in_transform(compressed), "sparse_jacobian")
-    return compressed, out_dtype
+    return compressed, out_dtype, plan
+
+
+def _chunks(
+    plan: _Plan, k: int, chunk_size: int | None, dtype: torch.dtype
+) -> list[tuple[int, int, Tensor]]:
+    """The spans of at most ``chunk_size`` colours, each with its seeds."""
+    if plan.seeds is not None and (chunk_size is None or chunk_size >= k):
+        return [(0, k, plan.seeds)]
+    return [
+        (start, stop, _seeds(plan.colors, start, stop, dtype))
+        for start, stop in spans(k, chunk_size)
+    ]
 
 
 @public
@@ -508,19 +575,13 @@ def sparse_jacobian(
         pattern_for_input(pattern.shape, x.shape)
         coloring = _make_coloring(*_flat_pattern(pattern, x.dim()), strategy)
     not_transformed("inputs", in_transform(x), "sparse_jacobian")
-    compressed, out_dtype = _products(call, x, coloring, chunk_size)
-    indices = coloring.sparsity.indices().to(x.device)
-    out_ndim = len(coloring.output_shape)
-    rows = _ravel(indices[:out_ndim], coloring.output_shape)
-    cols = _ravel(indices[out_ndim:], coloring.input_shape)
-    colors = coloring.colors.reshape(-1).to(x.device)
-    if coloring.mode == "forward":
-        values = compressed[colors[cols], rows]
-    else:
-        values = compressed[colors[rows], cols]
+    compressed, out_dtype, plan = _products(call, x, coloring, chunk_size)
+    # index_select, not indexing: torch runs the latter on several threads from a few
+    # thousand elements on, which a busy machine makes slow.
+    values = compressed.reshape(-1).index_select(0, plan.take)
     values = values.to(torch.promote_types(out_dtype, x.dtype))
     return torch.sparse_coo_tensor(
-        indices.clone(),  # the result owns its memory: none shared with the colouring
+        plan.indices.clone(),  # the result owns its memory: none shared with the colouring
         values,
         coloring.output_shape + coloring.input_shape,
         is_coalesced=True,
