@@ -108,6 +108,11 @@ def _evaluated_signature(fn: Callable[..., object]) -> inspect.Signature:
     )
 
 
+# Ops whose batched backward (vmap over the VJP) returns wrong values in torch 2.13, silently:
+# reverse mode vectorised over cotangents is not a safe fallback for them (docs/errors.md).
+_BATCHED_BACKWARD_WRONG = frozenset({"_cdist_forward"})
+
+
 def _unsupported_function(err: Exception) -> str | None:
     """Say which piece a custom autograd.Function lacks, from torch's error; None if not that.
 
@@ -134,6 +139,13 @@ def _unsupported_function(err: Exception) -> str | None:
         return (
             "must return a dense (strided) Tensor; got a sparse one (forward mode cannot "
             f"differentiate {forward.group(1)}). Call .to_dense()."
+        )
+    if forward and forward.group(1) in _BATCHED_BACKWARD_WRONG:
+        return (
+            f"must support forward-mode AD; it calls {forward.group(1)}, which has no "
+            "forward-mode derivative in this version of torch, and whose backward gives wrong "
+            "values under torch.func.vmap. Use jacobian with strategy='loop', or vjp one "
+            "cotangent at a time."
         )
     if forward:
         return (
