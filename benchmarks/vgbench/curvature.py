@@ -37,7 +37,7 @@ class Sizes:
 
 
 SIZES = {  # True: --quick
-    False: Sizes(batch=256, features=8, hessian_hidden=(16,), hidden=(128, 128)),
+    False: Sizes(batch=256, features=8, hessian_hidden=(8,), hidden=(128, 128)),
     True: Sizes(batch=16, features=4, hessian_hidden=(4,), hidden=(8,)),
 }
 CLASSES = 10
