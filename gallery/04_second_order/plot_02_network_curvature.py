@@ -97,8 +97,8 @@ assert H.abs().max() > 0.1
 # Top eigenvalues by Lanczos, without forming H
 # ---------------------------------------------
 # :func:`vecgrad.param_hvp` multiplies the Hessian with a vector keyed like the parameters at
-# the cost of a few gradients. Wrapped in a SciPy :class:`~scipy.sparse.linalg.LinearOperator`
-# on flat vectors, it is all that :func:`~scipy.sparse.linalg.eigsh` (Lanczos) needs. The
+# the cost of a few gradients. Wrapped in SciPy's ``scipy.sparse.linalg.LinearOperator`` on
+# flat vectors, it is all that ``scipy.sparse.linalg.eigsh`` (Lanczos) needs. The
 # reference is :func:`torch.linalg.eigvalsh` of the full matrix.
 
 shapes = [p.shape for p in model.parameters()]
