@@ -129,8 +129,8 @@ def param_hessian(
     The Hessian is the forward-mode Jacobian of the reverse-mode gradient
     (:func:`torch.func.jacfwd` of :func:`torch.func.jacrev`, as in :func:`torch.func.hessian`)
     over :func:`torch.func.functional_call`: one vectorised Hessian-vector product per
-    parameter element. Time and memory grow like the number of parameters :math:`P` times one gradient,
-    and the result holds :math:`P^2` numbers, so beyond a few thousand parameters use
+    parameter element. Time and memory grow like the number of parameters :math:`P` times one
+    gradient, and the result holds :math:`P^2` numbers, so beyond a few thousand parameters use
     :func:`param_hvp` or :func:`param_ggnvp`. Flattened and concatenated, the blocks give the
     symmetric :math:`P \times P` matrix. Random operations (dropout in training mode) draw once
     for the whole Hessian.
