@@ -49,6 +49,11 @@ def reused() -> nn.Module:
     return nn.Sequential(lin, nn.Tanh(), lin, nn.Dropout(0.0), nn.BatchNorm1d(3).eval()).to(DTYPE)
 
 
+def zeros(model: nn.Module) -> dict[str, Tensor]:
+    """A vector keyed like the trainable parameters of ``model``."""
+    return {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
+
+
 MODEL_CALLS: dict[str, Callable[[nn.Module, Tensor, Tensor], object]] = {
     "per_sample_grads": lambda m, x, y: vg.per_sample_grads(m, F.mse_loss, x, y),
     "per_sample_grads-graph": lambda m, x, y: vg.per_sample_grads(
@@ -56,6 +61,11 @@ MODEL_CALLS: dict[str, Callable[[nn.Module, Tensor, Tensor], object]] = {
     ),
     "param_jacobian": lambda m, x, y: vg.param_jacobian(m, x),
     "param_jacobian-graph": lambda m, x, y: vg.param_jacobian(m, x, create_graph=True),
+    "param_hessian": lambda m, x, y: vg.param_hessian(m, F.mse_loss, x, y),
+    "param_hvp-graph": lambda m, x, y: vg.param_hvp(
+        m, F.mse_loss, x, y, zeros(m), create_graph=True
+    ),
+    "param_ggnvp": lambda m, x, y: vg.param_ggnvp(m, F.mse_loss, x, y, zeros(m)),
     # Errors raised while the model is swapped into torch.func.functional_call:
     "per_sample_grads-bad-loss": lambda m, x, y: vg.per_sample_grads(
         m, lambda p, t: (p - t).expand(2, 3), x, y
@@ -63,6 +73,8 @@ MODEL_CALLS: dict[str, Callable[[nn.Module, Tensor, Tensor], object]] = {
     "param_jacobian-bad-model-output": lambda m, x, y: vg.param_jacobian(
         nn.Sequential(m, nn.Flatten(0)), x
     ),
+    "param_hvp-bad-loss": lambda m, x, y: vg.param_hvp(m, lambda p, t: p - t, x, y, zeros(m)),
+    "param_ggnvp-bad-loss": lambda m, x, y: vg.param_ggnvp(m, lambda p, t: p - t, x, y, zeros(m)),
 }
 
 
@@ -76,7 +88,7 @@ def test_models_are_left_as_they_were(name: str) -> None:
     before, flags = snapshot(model), [m.training for m in model.modules()]
     x, y = torch.randn(4, 3, dtype=DTYPE), torch.randn(4, 3, dtype=DTYPE)
     if name.endswith(("bad-loss", "bad-model-output")):
-        with pytest.raises(ValueError, match=r"^vecgrad\.(per_sample_grads|param_jacobian): "):
+        with pytest.raises(ValueError, match=r"^vecgrad\.(per_sample_grads|param_\w+): "):
             MODEL_CALLS[name](model, x, y)
     else:
         MODEL_CALLS[name](model, x, y)

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import torch
+from curvature_reference import Reference
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -52,6 +53,9 @@ CALLS_PER_FUNCTION = {
     "color_jacobian": 60,
     "sparse_jacobian": 90,
     "jacobian_sparsity": 45,
+    "param_hessian": 30,
+    "param_hvp": 40,
+    "param_ggnvp": 40,
 }
 TOTAL_CALLS = sum(CALLS_PER_FUNCTION.values())
 
@@ -1240,6 +1244,88 @@ def gen_loss_jacobian(g: Gen, name: str) -> Case:
     return case
 
 
+def _param_vector(g: Gen, model: Model, dtype: torch.dtype) -> Arg:
+    """A vector keyed like the trainable parameters: good most of the time, else refused."""
+    params = {n: p for n, p in model.module.named_parameters() if p.requires_grad}
+    good = {
+        n: torch.randn(p.shape, generator=g.gen, dtype=torch.float64).to(dtype)
+        for n, p in params.items()
+    }
+    form = g.choice(["good"] * 10 + ["list", "missing", "extra", "shape", "dtype", "int", "meta"])
+    if form == "good" or not params:  # without trainable parameters the model is refused
+        return Arg(good, "v like the parameters")
+    first = next(iter(params))
+    if form == "list":
+        return Arg(list(good.values()), "v as a list", True)
+    if form == "missing":
+        return Arg({n: t for n, t in good.items() if n != first}, f"v without {first}", True)
+    if form == "extra":
+        return Arg({**good, "extra": good[first]}, "v with an unknown name", True)
+    changed = {
+        "shape": good[first].reshape(-1, 1),
+        "dtype": good[first].to(torch.float16),
+        "int": good[first].long(),
+        "meta": good[first].to("meta"),
+    }[form]
+    return Arg({**good, first: changed}, f"v with a {form} {first}", True)
+
+
+def gen_curvature(g: Gen, name: str) -> Case:
+    """param_hessian, param_hvp and param_ggnvp: the loss of the batch, ``loss_fn(model(x), y)``."""
+    dtype = g.choice([torch.float64, torch.float32])
+    model = make_model(g.rng, dtype)
+    inputs, xb = _batch(g, model, dtype)
+    n = xb.shape[0] if xb is not None else 3
+    targets = torch.randn((n, model.out), generator=g.gen, dtype=torch.float64).to(dtype)
+    target_arg = Arg(targets, f"targets {tuple(targets.shape)}")
+    if g.choice(["good"] * 10 + ["mismatch"]) == "mismatch":
+        target_arg = Arg(targets.repeat(2, 1), "mismatched targets", True)
+    loss_name, loss_fn, bad_loss = _loss_fn(g)
+    if loss_name == "vector":  # a loss of the batch must return one element, not one per row
+        loss_fn = F.mse_loss if g.rng.random() < 0.5 else loss_fn
+        loss_name, bad_loss = ("mse", False) if loss_fn is F.mse_loss else (loss_name, True)
+    v = _param_vector(g, model, dtype) if name != "param_hessian" else Arg(None, "")
+    graph = g.choice([False, False, True])
+    must = model.bad or inputs.bad or target_arg.bad or bad_loss or v.bad
+    extra = () if name == "param_hessian" else (v.value,)
+    text = (
+        f"{name}({model!r} {dtype}, {loss_name}, {inputs!r}, {target_arg!r}"
+        f"{', ' + v.text if extra else ''}, create_graph={graph})"
+    )
+
+    def run() -> Any:
+        kwargs = {"create_graph": True} if graph else {}
+        call = getattr(vg, name)
+        return call(model.module, loss_fn, inputs.value, target_arg.value, *extra, **kwargs)
+
+    def check(result: Any) -> str | None:
+        if xb is None or model.random or target_arg.bad:
+            return None
+        ref = Reference(model.module, loss_fn, xb, targets)
+        if name == "param_hessian":
+            want: Any = reference(ref.hessian)
+            blocks = result
+        else:
+            want = reference(
+                lambda: ref.hvp(v.value) if name == "param_hvp" else ref.ggnvp(v.value)
+            )
+            if not isinstance(result, tuple) or len(result) != 2:
+                return f"{name}: returned {type(result).__name__}, not (loss, product)"
+            loss, blocks = result
+            problem = compare(loss, ref.loss(ref.params), (dtype,), f"{name} loss")
+            if problem:
+                return problem
+        if want is None:
+            return None
+        if not isinstance(blocks, dict) or list(blocks) != list(want):
+            return f"{name}: keys {list(blocks)}, expected {list(want)}"
+        if graph is False and any(t.requires_grad for t in flat(blocks)):
+            return f"{name}: result requires grad without create_graph"
+        return compare(blocks, want, (dtype,), name)
+
+    return _model_case(name, text, run, must, check, model)
+
+
 def gen_time_call(g: Gen, name: str) -> Case:
     fn_form = g.choice(["ok"] * 6 + ["needs_args", "not_callable"])
     fn: Any = {
@@ -1453,6 +1539,9 @@ GENERATORS: dict[str, Callable[[Gen, str], Case]] = {
     "color_jacobian": gen_color_jacobian,
     "sparse_jacobian": gen_sparse_jacobian,
     "jacobian_sparsity": gen_jacobian_sparsity,
+    "param_hessian": gen_curvature,
+    "param_hvp": gen_curvature,
+    "param_ggnvp": gen_curvature,
 }
 
 

@@ -27,6 +27,7 @@ MODEL = nn.Linear(3, 1)
 Y = torch.ones(4, 1)
 META = torch.ones(3, device="meta")  # a tensor without values
 EYE = torch.eye(3, dtype=torch.bool)
+PARAMS = {n: torch.zeros_like(p) for n, p in MODEL.named_parameters()}  # a vector like them
 # The public functions; a public class (JacobianColoring) has no Raises section.
 FUNCTIONS = [name for name in vg.__all__ if inspect.isfunction(getattr(vg, name))]
 
@@ -125,6 +126,34 @@ CASES = [
     Case("param_jacobian", ValueError, "model", nn.BatchNorm1d(1), Y),
     Case("param_jacobian", ValueError, "inputs", MODEL, X[0]),
     Case("param_jacobian", ValueError, "chunk_size", MODEL, Y, chunk_size=0),
+    Case("param_hessian", TypeError, "model", None, F.mse_loss, Y, Y),
+    Case("param_hessian", TypeError, "loss_fn", MODEL, 1, Y, Y),
+    Case("param_hessian", TypeError, "inputs", MODEL, F.mse_loss, [1.0], Y),
+    Case("param_hessian", TypeError, "targets", MODEL, F.mse_loss, Y, Y.to_sparse()),
+    Case("param_hessian", TypeError, "create_graph", MODEL, F.mse_loss, Y, Y, create_graph=0),
+    Case("param_hessian", ValueError, "model", nn.BatchNorm1d(1), F.mse_loss, Y, Y),
+    Case("param_hessian", ValueError, "loss_fn", MODEL, lambda p, t: p - t, torch.ones(4, 3), Y),
+    Case("param_hessian", ValueError, "inputs", MODEL, F.mse_loss, Y[:0], Y),
+    Case("param_hessian", ValueError, "targets", MODEL, F.mse_loss, Y, Y[0, 0]),
+    *(
+        case
+        for name in ("param_hvp", "param_ggnvp")
+        for case in (
+            Case(name, TypeError, "model", F.mse_loss, F.mse_loss, Y, Y, PARAMS),
+            Case(name, TypeError, "loss_fn", MODEL, "mse", Y, Y, PARAMS),
+            Case(name, TypeError, "inputs", MODEL, F.mse_loss, 1, Y, PARAMS),
+            Case(name, TypeError, "targets", MODEL, F.mse_loss, Y, None, PARAMS),
+            Case(name, TypeError, "v", MODEL, F.mse_loss, Y, Y, list(PARAMS.values())),
+            Case(name, TypeError, "create_graph", MODEL, F.mse_loss, Y, Y, PARAMS, create_graph=1),
+            Case(name, ValueError, "model", nn.BatchNorm1d(1), F.mse_loss, Y, Y, PARAMS),
+            Case(
+                name, ValueError, "loss_fn", MODEL, lambda p, t: p - t, torch.ones(4, 3), Y, PARAMS
+            ),
+            Case(name, ValueError, "inputs", MODEL, F.mse_loss, Y[0, 0], Y, PARAMS),
+            Case(name, ValueError, "targets", MODEL, F.mse_loss, Y, Y[:0], PARAMS),
+            Case(name, ValueError, "v", MODEL, F.mse_loss, Y, Y, {"weight": PARAMS["weight"]}),
+        )
+    ),
     Case("hutchinson", TypeError, "func", 1, X, num_samples=1),
     Case("hutchinson", TypeError, "inputs", torch.sin, [X], num_samples=1),
     Case("hutchinson", TypeError, "num_samples", torch.sin, X, num_samples=None),

@@ -23,14 +23,14 @@ import torch
 
 import vecgrad as vg
 
-from . import batched, estimators, graph_costs, jacobians, memory, per_sample, sparse
+from . import batched, curvature, estimators, graph_costs, jacobians, memory, per_sample, sparse
 from .harness import RUN_TIME, Goal, Timing, family_goals, print_case, print_goals, time_case
 
 # The families of timed cases, in the order they run; each has `cases(quick, device)`.
-TIMED = (jacobians, batched, per_sample, estimators, graph_costs, sparse)
+TIMED = (jacobians, batched, per_sample, curvature, estimators, graph_costs, sparse)
 # The order their goals print in, with the memory goals (the memory table prints last). The
 # sparse family also colours a large pattern and measures memory (`sparse.extras`) after its cases.
-GOAL_ORDER = (jacobians, batched, per_sample, memory, estimators, graph_costs, sparse)
+GOAL_ORDER = (jacobians, batched, per_sample, curvature, memory, estimators, graph_costs, sparse)
 
 
 def cpu_name() -> str:

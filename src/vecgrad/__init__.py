@@ -1,5 +1,6 @@
 """Jacobians, vector-Jacobian and Jacobian-vector products in PyTorch."""
 
+from vecgrad.curvature import param_ggnvp, param_hessian, param_hvp
 from vecgrad.estimators import diagonal, hutchinson
 from vecgrad.hessians import hessian, hvp
 from vecgrad.jacobians import batch_jacobian, jacobian
@@ -25,6 +26,9 @@ __all__ = [
     "jvp",
     "loss_jacobian",
     "numerical_jacobian",
+    "param_ggnvp",
+    "param_hessian",
+    "param_hvp",
     "param_jacobian",
     "per_sample_grads",
     "sparse_jacobian",

@@ -538,3 +538,50 @@ def not_transformed(name: str, transformed: bool, function: str) -> None:
             "(its results carry the autograd graph), or use vecgrad.jacobian, which gives a "
             "dense Jacobian inside one."
         )
+
+
+# Curvature with respect to a model's parameters.
+
+
+def same_batch(inputs: Tensor, targets: Tensor) -> None:
+    """Check that ``inputs`` and ``targets`` hold the same number of samples."""
+    if inputs.shape[0] != targets.shape[0]:
+        raise BadValue(
+            "`inputs` and `targets` must have the same batch size (first dimension); "
+            f"got shapes {fmt_shape(inputs.shape)} and {fmt_shape(targets.shape)}."
+        )
+
+
+def like_params(name: str, value: object, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``value``, a vector keyed like ``params``: each a Tensor of its parameter's shape, dtype
+    and device; in the order of ``params``."""
+    expected = "a mapping from each trainable parameter's name to a Tensor"
+    if not isinstance(value, Mapping):
+        raise BadType(
+            f"`{name}` must be {expected}, like dict(model.named_parameters()); "
+            f"got {type(value).__name__}."
+        )
+    missing = [key for key in params if key not in value]
+    extra = [key for key in value if key not in params]
+    if missing or extra:
+        raise BadValue(
+            f"`{name}` must have the names of the trainable parameters, {list(params)}; "
+            f"got {list(value)} (missing {missing}, unknown {extra})."
+        )
+    vector = {}
+    for key, p in params.items():
+        label = f"{name}[{key!r}]"
+        v = vector[key] = check_tensor(label, value[key])
+        check_real_floating(label, v)
+        if v.shape != p.shape:
+            raise BadValue(
+                f"`{label}` must have the shape of its parameter, {fmt_shape(p.shape)}; "
+                f"got {fmt_shape(v.shape)}."
+            )
+        if v.dtype != p.dtype:
+            raise BadType(f"`{label}` must have dtype {p.dtype} like its parameter; got {v.dtype}.")
+        if v.device != p.device:
+            raise BadValue(
+                f"`{label}` must be on device {p.device} like its parameter; got {v.device}."
+            )
+    return vector

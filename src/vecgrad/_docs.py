@@ -73,6 +73,58 @@ FRAGMENTS = {
         "        not modify its inputs in place. Its parameters and buffers are the same objects,\n"
         "        with the same values, after the call (also after an error)."
     ),
+    # The arguments of the functions of a model's loss on a batch (curvature).
+    "batch_loss": (
+        "model : torch.nn.Module\n"
+        "        Model called on the whole batch, ``model(inputs)``, as in training. Batch\n"
+        "        normalisation that uses batch statistics (training mode, or\n"
+        "        ``track_running_stats=False``) is refused: it would update the model's running\n"
+        "        statistics. It must not modify its inputs in place. Its parameters and buffers\n"
+        "        are the same objects, with the same values, after the call (also after an\n"
+        "        error).\n"
+        "    loss_fn : callable\n"
+        "        Called as ``loss_fn(model(inputs), targets)``; must return a one-element real\n"
+        "        floating-point Tensor, the loss :math:`L` of the batch. With the default\n"
+        "        ``reduction='mean'`` of torch's losses (:func:`torch.nn.functional.mse_loss`,\n"
+        "        :func:`torch.nn.functional.cross_entropy`) that is the mean of the samples'\n"
+        "        losses, each the loss that :func:`per_sample_grads` differentiates.\n"
+        "    inputs : Tensor\n"
+        "        Batch of ``N`` inputs (any dtype, e.g. integer token ids), first dimension\n"
+        "        ``N``.\n"
+        "    targets : Tensor\n"
+        "        Batch of ``N`` targets, first dimension ``N``."
+    ),
+    "param_vector": (
+        "v : mapping of str to Tensor\n"
+        "        Vector keyed like the trainable parameters: for each name of\n"
+        "        ``model.named_parameters()`` whose parameter requires grad, a Tensor of that\n"
+        "        parameter's shape, dtype and device (in any order)."
+    ),
+    "create_graph_params": (
+        "create_graph : bool, optional\n"
+        "        Make the results differentiable with respect to the model's parameters. Default\n"
+        "        ``False``: they are constants with respect to them (see :ref:`differentiable`)."
+    ),
+    # The first clauses of the TypeError and ValueError paragraphs of a model's curvature.
+    "bad_batch_loss": (
+        "If ``model`` is not an ``nn.Module``, ``loss_fn`` is not callable or does not\n"
+        "        return a real floating-point Tensor, ``inputs`` or ``targets`` is not a dense\n"
+        "        Tensor, ``create_graph`` is not a bool"
+    ),
+    "bad_batch": (
+        "If ``model`` normalises with batch statistics (call ``model.eval()`` or use\n"
+        "        GroupNorm/LayerNorm) or has no parameter that requires grad, ``inputs`` or\n"
+        "        ``targets`` is 0-dim or has no sample, their batch sizes differ"
+    ),
+    # The clauses about ``v`` of a product with a vector of parameters.
+    "bad_param_vector_type": (
+        "``v`` is not a mapping of dense real floating-point Tensors or\n"
+        "        one has another dtype than its parameter"
+    ),
+    "bad_param_vector_value": (
+        "``v`` lacks a name, has an unknown one, or\n"
+        "        holds a Tensor of another shape or device than its parameter"
+    ),
 }
 
 

@@ -11,14 +11,13 @@ from torch import Tensor, nn
 from vecgrad._api import NamedParams, public
 from vecgrad._basis import cat, one_hots, spans, zeros
 from vecgrad._checks import (
-    BadValue,
     check_bool,
     check_callable,
     check_chunk_size,
     check_model,
-    fmt_shape,
     losses_vector,
     named_params,
+    same_batch,
     samples,
     scalar_output,
 )
@@ -217,11 +216,7 @@ def per_sample_grads(
     check_callable("loss_fn", loss_fn)
     xs, ys = samples("inputs", inputs), samples("targets", targets)
     create_graph = check_bool("create_graph", create_graph)
-    if xs.shape[0] != ys.shape[0]:
-        raise BadValue(
-            "`inputs` and `targets` must have the same batch size (first dimension); "
-            f"got shapes {fmt_shape(xs.shape)} and {fmt_shape(ys.shape)}."
-        )
+    same_batch(xs, ys)
     trainable, fixed = split(model, create_graph)
 
     def sample_loss(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
