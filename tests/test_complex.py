@@ -129,6 +129,10 @@ def test_the_recipe_gives_the_gradient_of_a_real_loss() -> None:
     z = Z.clone().requires_grad_()
     loss(z).backward()
     assert z.grad is not None
-    _, g = vg.vjp(lambda r: loss(torch.view_as_complex(r)), torch.view_as_real(Z), torch.ones((), dtype=torch.float64))
+    _, g = vg.vjp(
+        lambda r: loss(torch.view_as_complex(r)),
+        torch.view_as_real(Z),
+        torch.ones((), dtype=torch.float64),
+    )
     assert_close(torch.view_as_complex(g), z.grad)
     assert_close(z.grad, 4 * (Z**2 - c) * Z.conj())  # 2 dL/d(conj z)

@@ -162,3 +162,28 @@ def test_hessian_of_empty_inputs_is_empty() -> None:
     ]
     with pytest.raises(ValueError, match=r"vecgrad\.hessian: `func` must return a one-element"):
         vg.hessian(lambda t: t, empty)
+
+
+def test_mse_loss_whose_forward_mode_backward_fails_in_torch() -> None:
+    """torch 2.13: jvp of grad through F.mse_loss raises; hvp and the estimators still answer.
+
+    The Hessian of mean((x - t)^2) is 2 I / n, so H v = 2 v / n and the trace is 2.
+    """
+    torch.manual_seed(0)
+    x, t, v = (torch.randn(5, dtype=DTYPE) for _ in range(3))
+
+    def mse(p: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(p, t)
+
+    with pytest.raises(RuntimeError, match="ZeroTensors are immutable"):
+        torch.func.jvp(torch.func.grad(mse), (x,), (v,))
+    value, hv = vg.hvp(mse, x, v)
+    assert_close(value, ((x - t) ** 2).mean())
+    assert_close(hv, 2 * v / 5)
+    assert_close(vg.hessian(mse, x), 2 * torch.eye(5, dtype=DTYPE) / 5)
+    # Rademacher probes: z^T (2 I / n) z = 2 exactly, for every probe.
+    estimates = vg.hutchinson(mse, x, quantity="hessian_trace", num_samples=4)
+    assert_close(estimates, torch.full((4,), 2.0, dtype=DTYPE))
+    v_leaf = v.clone().requires_grad_()
+    (grad_of_hv,) = torch.autograd.grad(vg.hvp(mse, x, v_leaf)[1].sum(), v_leaf)
+    assert_close(grad_of_hv, torch.full((5,), 0.4, dtype=DTYPE))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
+from torch import Tensor
 
 
 @functools.cache
@@ -23,3 +26,23 @@ def ensure_forward_ad() -> None:
         )
         zero = torch.zeros(())
         torch.func.jvp(torch.sin, (zero,), (zero,))
+
+
+def forward_over_reverse(
+    grad_fn: Callable[..., Any], xs: tuple[Tensor, ...], vs: tuple[Tensor, ...], has_aux: bool
+) -> tuple[Any, ...]:
+    """``torch.func.jvp(grad_fn, xs, vs, has_aux=has_aux)``: the gradient and :math:`H v`.
+
+    In torch 2.13 forward mode through the backward of some losses (``F.mse_loss`` with a
+    target that is not an input) raises "ZeroTensors are immutable". Reverse over reverse gives
+    the same :math:`H v`, the Hessian being symmetric, at a similar cost; ``func`` then runs a
+    second time.
+    """
+    ensure_forward_ad()
+    try:
+        return cast("tuple[Any, ...]", torch.func.jvp(grad_fn, xs, vs, has_aux=has_aux))
+    except RuntimeError as err:
+        if "ZeroTensors are immutable" not in str(err):
+            raise
+    pulled = cast("tuple[Any, ...]", torch.func.vjp(grad_fn, *xs, has_aux=has_aux))
+    return (pulled[0], pulled[1](vs), *pulled[2:])

@@ -22,7 +22,7 @@ from vecgrad._checks import (
     scalar_output,
     square_output,
 )
-from vecgrad._compat import ensure_forward_ad
+from vecgrad._compat import ensure_forward_ad, forward_over_reverse
 
 _QUANTITIES = get_args(Quantity)
 # The quantities whose matrix is indexed by the elements of one input.
@@ -69,10 +69,9 @@ def _hessian_product(call: Call) -> Product:
         return scalar_output(call.func(*args))
 
     grad_fn = torch.func.grad(scalar, argnums=tuple(range(len(call.xs))))
-    ensure_forward_ad()
 
     def product(*v: Tensor) -> tuple[Tensor, ...]:
-        return cast("tuple[Tensor, ...]", torch.func.jvp(grad_fn, call.xs, v)[1])
+        return cast("tuple[Tensor, ...]", forward_over_reverse(grad_fn, call.xs, v, False)[1])
 
     return product
 

@@ -10,7 +10,7 @@ from torch import Tensor
 from vecgrad._api import Call, Func, TensorOrTensors, public
 from vecgrad._basis import zeros
 from vecgrad._checks import scalar_output
-from vecgrad._compat import ensure_forward_ad
+from vecgrad._compat import ensure_forward_ad, forward_over_reverse
 
 
 @overload
@@ -165,9 +165,8 @@ def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors) -> tuple[Tensor
 
     # Gradient as a function of the inputs, returning func's own output as auxiliary data.
     grad_fn = torch.func.grad(scalar_and_value, argnums=tuple(range(len(vs))), has_aux=True)
-    ensure_forward_ad()
     _, hv, output = cast(
         "tuple[tuple[Tensor, ...], tuple[Tensor, ...], Tensor]",
-        torch.func.jvp(grad_fn, call.xs, vs, has_aux=True),
+        forward_over_reverse(grad_fn, call.xs, vs, has_aux=True),
     )
     return call.own(output), call.restore(hv)
