@@ -75,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 family_timings += case_timings
             found[family] = family_goals(str(device), cases, family_timings)
             timings += family_timings
+            if family is batched:  # the grid's forward / reverse table, after its cases
+                batched.print_grid(cases, family_timings)
         found[sparse] += sparse.extras(args.quick, device)
         rows = memory.measure(args.quick, device)
         memory.print_table(device, args.quick, rows)
