@@ -81,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 family_timings += case_timings
             found[family] = family_goals(str(device), cases, family_timings)
             timings += family_timings
+            if family is batched:  # the grid's forward / reverse table, after its cases
+                batched.print_grid(cases, family_timings)
         if sparse in found:
             found[sparse] += sparse.extras(args.quick, device, timings)
         if args.only in (None, "memory"):

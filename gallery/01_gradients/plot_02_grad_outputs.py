@@ -121,8 +121,9 @@ assert_close(rows[0], torch.tensor([4.0, 1.0], dtype=torch.float64))  # (2 * 2, 
 # ``v`` is the gradient of whatever comes next
 # --------------------------------------------
 # If a scalar :math:`L` is computed from :math:`y`, the chain rule says
-# :math:`\nabla_x L = (\partial L / \partial y)^\top J`. So backpropagating :math:`L` is the
-# same as a VJP with :math:`v = \partial L / \partial y`. Take
+# :math:`\nabla_x L = J^\top \nabla_y L`, with gradients as column vectors (the convention of
+# every page here, stated in the :ref:`glossary <gradient-convention>`). So backpropagating
+# :math:`L` is the same as a VJP with :math:`v = \nabla_y L`, read as a column. Take
 # :math:`L = y_0^2 + y_1^2`, so :math:`v = (2y_0, 2y_1, 0) = (10, 4, 0)` at :math:`x = (2, 1)`
 # and :math:`\nabla_x L = 10\,(4, 1) + 4\,(1, 2) = (44, 18)`.
 

@@ -329,8 +329,9 @@ torch.testing.assert_close(Hx.sum(0), ones_x)
 # Their column sums are exactly zero, because :math:`\sum_n c_n = 0` for every input, so the
 # ones-VJP returns zeros, while the diagonal holds the partial derivatives
 # :math:`\partial c_n / \partial x_n = (1 - 1/N)\, \partial h_n / \partial x_n`. A vector of
-# ones always gives the gradient of the sum of the outputs, which is the per-sample derivative
-# only for a (block-)diagonal Jacobian.
+# ones always gives the gradient of the sum of the outputs. That is the per-sample derivative
+# only for a diagonal Jacobian, or a block-diagonal one with one output per sample (the next
+# section shows what it gives with several).
 
 
 def centred(x, y):
@@ -365,6 +366,27 @@ assert J_rows.shape == (N, N, 2)
 torch.testing.assert_close(J_rows[~mask], torch.zeros_like(J_rows[~mask]))
 torch.testing.assert_close(J_rows[mask], torch.stack([dh_dx, dh_dy], dim=1))
 torch.testing.assert_close(J_rows.sum(0), torch.stack([ones_x, ones_y], dim=1))
+
+# %%
+# With several outputs per sample, the blocks are no longer rows. Give each sample a second
+# output, :math:`g_n = (h_n, X_{n0}^2 X_{n1})`: block :math:`n` is a 2 x 2 Jacobian, and the
+# ones-VJP adds up its rows. It returns, per sample, the gradient of the *sum* of that sample's
+# outputs, :math:`\nabla_{X_n} (h_n + X_{n0}^2 X_{n1})`, not the per-sample Jacobian, which
+# :func:`vecgrad.batch_jacobian` gives.
+
+
+def g(X):
+    return torch.stack([h(X[:, 0], X[:, 1]), X[:, 0] ** 2 * X[:, 1]], dim=1)  # (N, 2)
+
+
+_, ones_g = torch.autograd.functional.vjp(g, X, torch.ones(N, 2, dtype=torch.float64))
+second = torch.stack([2 * xb * yb, xb**2], dim=1)  # gradient of X_n0^2 X_n1 per sample
+blocks = vg.batch_jacobian(g, X)  # (N, 2, 2): one Jacobian per sample
+print("ones-VJP, sample 0:", ones_g[0])
+print("Jacobian, sample 0:", blocks[0])
+torch.testing.assert_close(blocks, torch.stack([torch.stack([dh_dx, dh_dy], dim=1), second], 1))
+torch.testing.assert_close(ones_g, torch.stack([dh_dx, dh_dy], dim=1) + second)
+torch.testing.assert_close(ones_g, blocks.sum(1))  # the rows of each block, added up
 
 # %%
 # The two :math:`\partial / \partial x` blocks side by side, on one colour scale: diagonal for the

@@ -274,9 +274,9 @@ for name in methods:
 
 # %%
 # The loop calls ``f`` and runs a backward pass once per sample. The one-hot VJPs call it once and
-# run three backward passes, one per output component; :func:`vecgrad.batch_jacobian` runs the
-# three as one vectorised pass, reusing the evaluation that told it the output's size. Neither
-# count depends on :math:`N`.
+# run three backward passes, one per output component; :func:`vecgrad.batch_jacobian` takes the
+# same three VJPs, run as one vectorised backward pass, reusing the evaluation that told it the
+# output's size. Neither count depends on :math:`N`.
 
 expected = {
     "loop of jacrev (N calls)": [{"f": n, "backward": n} for n in sizes],

@@ -79,9 +79,10 @@ torch.testing.assert_close(f_inverse(x), z)
 # One Jacobian per sample
 # -----------------------
 # ``f`` treats each row of the batch on its own, so :func:`vecgrad.batch_jacobian` returns all
-# 1000 Jacobians, shape ``(1000, 2, 2)``, from two vectorised backward passes (one per output
-# coordinate). :func:`torch.linalg.slogdet` then gives :math:`\log|\det J|` for each, which must
-# match the closed form. The Jacobian is never singular: each layer's diagonal is an exponential.
+# 1000 Jacobians, shape ``(1000, 2, 2)``, from two VJPs (one per output coordinate), run as one
+# vectorised backward pass. :func:`torch.linalg.slogdet` then gives :math:`\log|\det J|` for
+# each, which must match the closed form. The Jacobian is never singular: each layer's diagonal
+# is an exponential.
 
 J = vg.batch_jacobian(f, z)
 sign, log_det = torch.linalg.slogdet(J)

@@ -3,9 +3,9 @@ Per-sample gradient clipping: one DP-SGD step
 =============================================
 
 Differentially private SGD (DP-SGD) clips each sample's gradient to a norm :math:`C` fixed in
-advance, so that one sample changes the summed gradient by at most :math:`C`, adds Gaussian noise
-with standard deviation :math:`\sigma C`, and divides by the batch size. That needs one gradient
-per sample, not the usual batch gradient. This example takes them from
+advance, so that adding or removing one sample changes the summed gradient by at most :math:`C`,
+adds Gaussian noise with standard deviation :math:`\sigma C`, and divides by a fixed batch size.
+That needs one gradient per sample, not the usual batch gradient. This example takes them from
 :func:`vecgrad.per_sample_grads`, checks them against a loop, and makes one
 :class:`torch.optim.SGD` step with the noised gradient; it computes no privacy guarantee.
 """
@@ -91,10 +91,21 @@ for name in names:
 # Clipping bounds what one sample can do to the sum: removing sample :math:`i` changes
 # :math:`\sum_j \bar g_j` by exactly :math:`\bar g_i`, whose norm is now at most :math:`C`.
 # Without clipping there is no such bound: the change is :math:`\|g_i\|`, 2.83 for the largest
-# here, and another sample could make it anything. This bound (the *sensitivity*) is what the
-# noise is scaled to. It is :math:`C` for neighbouring batches that differ by adding or removing
-# one sample, divided by a fixed, public batch size (which is why DP-SGD with Poisson sampling
-# divides by the expected batch size); if one sample is replaced instead, it is :math:`2C`.
+# here, and another sample could make it anything. The largest change one sample can make (the
+# *sensitivity*) is what the noise is scaled to, and it depends on what is released and on what
+# "one sample" means:
+#
+# * the **sum** :math:`\sum_j \bar g_j` has sensitivity :math:`C` when neighbouring batches differ
+#   by adding or removing one sample, and :math:`2C` when one sample is *replaced* by another
+#   (:math:`\bar g_i` out, :math:`\bar g_k` in, each of norm at most :math:`C`);
+# * the **average** has :math:`C/N` (or :math:`2C/N`), but only if :math:`N` is a fixed, public
+#   number: dividing by the actual size of the batch, which the added or removed sample changes,
+#   gives no such bound. So DP-SGD noises the sum and divides by a fixed number. With *Poisson
+#   sampling*, where each sample of the data set joins a batch independently with a fixed
+#   probability :math:`q` and the batch size is therefore random, that number is the expected
+#   batch size, :math:`q` times the size of the data set.
+#
+# Below, both changes of the sum are measured over this batch.
 
 total = {name: c.sum(dim=0) for name, c in clipped.items()}
 change = [
@@ -107,6 +118,10 @@ print(
     f"{norms.max():.4f} (not clipped)"
 )
 assert sensitivity <= C * (1 + 1e-12)
+flat = torch.cat([c.flatten(1) for c in clipped.values()], dim=1)  # (N, d): one row per sample
+replaced = torch.cdist(flat, flat).max().item()  # |g_k - g_i|: sample i replaced by sample k
+print(f"largest change from replacing one sample: {replaced:.4f}; 2C = {2 * C}")
+assert C < replaced <= 2 * C * (1 + 1e-12)  # more than C: the bound for replacement is 2C
 assert abs(norms.max().item() - 2.83) < 0.005
 
 # %%
@@ -115,9 +130,15 @@ assert abs(norms.max().item() - 2.83) < 0.005
 # The noised gradient is :math:`\tilde g = \frac1N \left(\sum_i \bar g_i + \sigma C\,\xi
 # \right)` with :math:`\xi` standard normal, one entry per parameter, drawn from a seeded
 # :class:`torch.Generator`. (The seed makes this page reproducible; real DP-SGD needs
-# unpredictable noise, since a known seed lets anyone remove it. What :math:`(\varepsilon,
-# \delta)` a given :math:`\sigma` buys, for one step or many, must be computed by a privacy
-# accountant, not shown here, and holds only if :math:`C` does not depend on the data.)
+# unpredictable noise, since a known seed lets anyone remove it.) The guarantee DP-SGD gives is
+# :math:`(\varepsilon, \delta)`-differential privacy: for any two neighbouring data sets and any
+# set :math:`S` of possible results, :math:`P[\text{result} \in S]` on one is at most
+# :math:`e^\varepsilon` times that on the other, plus :math:`\delta`. Which
+# :math:`(\varepsilon, \delta)` a given :math:`\sigma` buys over a whole training run (many noisy
+# steps, each on a sampled batch) is computed by a *privacy accountant*, an algorithm that adds up
+# the privacy lost step by step, such as the moments accountant of
+# `Abadi et al. (2016) <https://arxiv.org/abs/1607.00133>`_. It is not shown here, and its
+# result holds only if :math:`C` does not depend on the data.
 # The noise vector has :math:`d` entries, so its norm is about :math:`\sigma C \sqrt d`.
 
 

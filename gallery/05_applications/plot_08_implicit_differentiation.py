@@ -96,7 +96,7 @@ assert_close(D_ift, D_formula)
 # :math:`\partial_b F\, u`: one :func:`vecgrad.jvp`, then one solve with :math:`\partial_x F`.
 # A reverse-mode question, the gradient of a scalar :math:`L(x^\star)`, needs the adjoint
 # :math:`\mu` from :math:`(\partial_x F)^\top \mu = \nabla_x L` and then
-# :math:`\nabla_b L = -\mu^\top \partial_b F`: one solve and one :func:`vecgrad.vjp`. Neither
+# :math:`\nabla_b L = -(\partial_b F)^\top \mu`: one solve and one :func:`vecgrad.vjp`. Neither
 # forms :math:`\partial_b F`, which matters when :math:`b` is large; :math:`\partial_x F` is
 # only ever used in a solve, so a matrix-free solver could use :func:`vecgrad.jvp` products for
 # the first solve and :func:`vecgrad.vjp` products for the transposed one.

@@ -64,7 +64,8 @@ def _forward_wins(
     Reverse mode costs one VJP per output element ``m``, forward mode one JVP per input element
     ``n``: forward mode wins when ``m > n``. For per-sample Jacobians (``batch``), ``m`` and
     ``n`` count one row, and forward mode needs ``m > 2 n`` as a vectorised JVP on a batch costs
-    up to about twice a vectorised VJP (measured in ``benchmarks/bench.py``).
+    up to about twice a vectorised VJP (measured by the batch Jacobian grid of
+    ``benchmarks/vgbench/batched.py``; figures in :func:`batch_jacobian`'s Notes).
     """
     ratio = 1 if batch is None else _BATCH_FORWARD_RATIO
     return math.prod(out_shape) > ratio * sum(math.prod(s) for s in in_shapes)
@@ -670,10 +671,16 @@ def batch_jacobian(
     many for a loop over samples. ``'auto'`` learns the output row's size from an evaluation of
     ``func`` under :func:`torch.func.vjp` that reverse mode reuses (so ``func`` runs once more
     only when forward mode wins), and so makes the same choice on every call with the same
-    shapes. Its threshold is twice, not once,
-    the input row's size because on batches a vectorised JVP was measured to cost up to about
-    twice a vectorised VJP (``benchmarks/bench.py``: for MLP rows of 4 -> 5 and 8 -> 9 elements
-    reverse mode was 1.4 and 1.9 times faster, and the two were even at 2 -> 4).
+    shapes. Its threshold is twice, not once, the input row's size because on batches a
+    vectorised JVP costs up to about twice a vectorised VJP. The batch Jacobian grid of
+    ``benchmarks/vgbench/batched.py`` (rows of a tanh MLP of hidden width 64, ``n_in`` = 2, 4, 8,
+    32 and ``n_out`` = 1 to 4 times ``n_in``, float32, one thread of a busy two-core CPU, two
+    runs) measured forward / reverse times of 1.35 to 2.46 at ``n_out = n_in`` (13 of 16 rows);
+    at ``n_out = 2 n_in``, 0.46 to 1.19 for ``N = 4096`` (about even) and 1.05 to 1.61 for
+    ``N = 256`` (reverse faster); at ``n_out = 3 n_in``, 0.44 to 0.83 for ``N = 4096`` (forward
+    faster) and 0.64 to 1.78 for ``N = 256``. Where forward mode is picked, the extra evaluation
+    made ``'auto'`` slower than ``'forward'``: up to about 1.5 times for ``N = 4096`` and 2 times
+    for ``N = 256``.
     Forward mode ignores :class:`torch.no_grad` inside ``func``, as PyTorch's forward-mode AD
     does, where reverse mode holds what it computes constant; use ``.detach()`` there to hold a
     value constant in every mode (see :ref:`differentiable`).
