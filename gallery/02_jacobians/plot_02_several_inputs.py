@@ -191,9 +191,10 @@ assert [[tuple(b.shape) for b in row] for row in J] == [[(3, 3, 4), (3, 4)], [(3
 # %%
 # The first row of blocks is the Jacobian of :math:`g` found above; the second is
 # :math:`(2W, 0)`. :func:`torch.func.jacrev`, :func:`torch.func.jacfwd` and
-# :func:`torch.autograd.functional.jacobian` return the same nesting, and every strategy of
-# :func:`vecgrad.jacobian` computes all four blocks from one vectorised call, whose rows run
-# over the elements of both outputs (3 + 1 here).
+# :func:`torch.autograd.functional.jacobian` return the same nesting. The vectorised strategies
+# of :func:`vecgrad.jacobian` compute all four blocks in one vectorised call, whose rows (or
+# columns) run over the elements of both outputs (or inputs); ``'loop'`` runs one backward pass
+# per output element, 3 + 1 here.
 
 expected = ((JW_ref, Jxw_ref), (2 * W, torch.zeros(4, dtype=torch.float64)))
 torch.testing.assert_close(J, expected)
@@ -230,6 +231,8 @@ torch.testing.assert_close(jvp_norm, (2 * W * u[0]).sum())
 # Often a function computes a value to report (a loss, a norm) next to what is differentiated.
 # With ``has_aux=True`` it returns a pair ``(output, aux)``; ``aux`` comes back as it is, beside
 # the Jacobian, and is not differentiated, as with ``torch.func.jacrev(..., has_aux=True)``.
+# jacrev accepts only tensors in ``aux``; vecgrad also returns other objects, such as the Python
+# int below.
 
 
 def g_and_report(W, x):
@@ -330,7 +333,7 @@ torch.testing.assert_close(Hx.sum(0), ones_x)
 # ones-VJP returns zeros, while the diagonal holds the partial derivatives
 # :math:`\partial c_n / \partial x_n = (1 - 1/N)\, \partial h_n / \partial x_n`. A vector of
 # ones always gives the gradient of the sum of the outputs, which is the per-sample derivative
-# only for a (block-)diagonal Jacobian.
+# only for a (block-)diagonal Jacobian with one output per sample.
 
 
 def centred(x, y):
@@ -365,6 +368,26 @@ assert J_rows.shape == (N, N, 2)
 torch.testing.assert_close(J_rows[~mask], torch.zeros_like(J_rows[~mask]))
 torch.testing.assert_close(J_rows[mask], torch.stack([dh_dx, dh_dy], dim=1))
 torch.testing.assert_close(J_rows.sum(0), torch.stack([ones_x, ones_y], dim=1))
+
+# %%
+# With several outputs per sample the Jacobian is still block-diagonal, but the ones-VJP adds
+# each sample's outputs: for :math:`(h_n,\ X_{n0} X_{n1})` it returns the gradient of
+# :math:`h_n + X_{n0} X_{n1}`, one (N, 2) array, where the per-sample Jacobians are (N, 2, 2).
+# :func:`vecgrad.batch_jacobian` computes those, here checked against the analytic rows.
+
+
+def two_outputs(X):
+    return torch.stack([h(X[:, 0], X[:, 1]), X[:, 0] * X[:, 1]], dim=1)  # (N, 2)
+
+
+per_sample = torch.stack(  # (N, 2 outputs, 2 features)
+    [torch.stack([dh_dx, dh_dy], dim=1), torch.stack([yb, xb], dim=1)], dim=1
+)
+_, ones_two = torch.autograd.functional.vjp(two_outputs, X, torch.ones(N, 2, dtype=torch.float64))
+J_batch = vg.batch_jacobian(two_outputs, X)
+print("ones-VJP:", tuple(ones_two.shape), "| per-sample Jacobians:", tuple(J_batch.shape))
+torch.testing.assert_close(J_batch, per_sample)
+torch.testing.assert_close(ones_two, per_sample.sum(dim=1))  # the sum over each sample's outputs
 
 # %%
 # The two :math:`\partial / \partial x` blocks side by side, on one colour scale: diagonal for the
