@@ -191,9 +191,10 @@ assert [[tuple(b.shape) for b in row] for row in J] == [[(3, 3, 4), (3, 4)], [(3
 # %%
 # The first row of blocks is the Jacobian of :math:`g` found above; the second is
 # :math:`(2W, 0)`. :func:`torch.func.jacrev`, :func:`torch.func.jacfwd` and
-# :func:`torch.autograd.functional.jacobian` return the same nesting, and every strategy of
-# :func:`vecgrad.jacobian` computes all four blocks from one vectorised call, whose rows run
-# over the elements of both outputs (3 + 1 here).
+# :func:`torch.autograd.functional.jacobian` return the same nesting. The vectorised strategies
+# of :func:`vecgrad.jacobian` compute all four blocks in one vectorised call, whose rows (or
+# columns) run over the elements of both outputs (or inputs); ``'loop'`` runs one backward pass
+# per output element, 3 + 1 here.
 
 expected = ((JW_ref, Jxw_ref), (2 * W, torch.zeros(4, dtype=torch.float64)))
 torch.testing.assert_close(J, expected)
@@ -230,6 +231,8 @@ torch.testing.assert_close(jvp_norm, (2 * W * u[0]).sum())
 # Often a function computes a value to report (a loss, a norm) next to what is differentiated.
 # With ``has_aux=True`` it returns a pair ``(output, aux)``; ``aux`` comes back as it is, beside
 # the Jacobian, and is not differentiated, as with ``torch.func.jacrev(..., has_aux=True)``.
+# jacrev accepts only tensors in ``aux``; vecgrad also returns other objects, such as the Python
+# int below.
 
 
 def g_and_report(W, x):

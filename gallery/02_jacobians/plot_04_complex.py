@@ -101,35 +101,45 @@ _ = ax.legend()
 # \alpha \end{pmatrix}`: the Cauchy-Riemann equations :math:`p_a = q_b,\ p_b = -q_a`, or
 # :math:`\partial f / \partial \bar z = 0`. :math:`z^2` and :math:`e^z` are holomorphic;
 # :math:`\bar z`, :math:`|z|^2` and :math:`\operatorname{Re} z` are not, and losses are never
-# holomorphic (a real-valued holomorphic function is constant). The matrices below come from
-# finite differences on the real and imaginary parts.
+# holomorphic (a real-valued holomorphic function is constant). Every function has the two
+# Wirtinger derivatives :math:`\partial f / \partial z` and :math:`\partial f / \partial \bar z`,
+# and they give the real matrix: its columns are :math:`f_a = \partial f / \partial z +
+# \partial f / \partial \bar z` and :math:`f_b = i (\partial f / \partial z - \partial f /
+# \partial \bar z)`, split into real and imaginary parts. For :math:`|z|^2 = z \bar z` they are
+# :math:`(\bar z, z)`, for :math:`\operatorname{Re} z = (z + \bar z)/2` both are 1/2. The
+# matrices below come from finite differences on the real and imaginary parts, and are checked
+# against these formulas.
 
 
 def real_derivative(f, z, h=1e-6):
     """The 2 x 2 real Jacobian of a scalar f at z, by central differences."""
     columns = [(f(z + step) - f(z - step)) / (2 * h) for step in (h, 1j * h)]
-    return torch.tensor([[col.real for col in columns], [col.imag for col in columns]])
+    rows = [[col.real for col in columns], [col.imag for col in columns]]
+    return torch.tensor(rows, dtype=torch.float64)
 
 
 point = torch.tensor(0.6 - 0.8j, dtype=c128)
-functions = {
-    "z^2": (lambda z: z**2, 2 * point),
-    "exp(z)": (torch.exp, torch.exp(point)),
-    "conj(z)": (torch.conj, None),
-    "|z|^2": (lambda z: z.abs().square().to(c128), None),
-    "Re z": (lambda z: z.real.to(c128), None),
+functions = {  # f, then its derivatives by z and by z-bar at the point
+    "z^2": (lambda z: z**2, 2 * point, 0),
+    "exp(z)": (torch.exp, torch.exp(point), 0),
+    "conj(z)": (torch.conj, 0, 1),
+    "|z|^2": (lambda z: z.abs().square().to(c128), point.conj(), point),
+    "Re z": (lambda z: z.real.to(c128), 0.5, 0.5),
 }
-for name, (f, derivative) in functions.items():
+for name, (f, by_z, by_zbar) in functions.items():
     D = real_derivative(f, point)
     d_by_dzbar = complex(D[0, 0] - D[1, 1], D[1, 0] + D[0, 1]) / 2
     entries = ", ".join(f"{d:6.3f}" for d in D.flatten().tolist())
     print(f"{name:8s} real derivative [{entries}], df/dz-bar = {d_by_dzbar:.3f}")
-    holomorphic = derivative is not None
-    assert (abs(d_by_dzbar) < 1e-8) == holomorphic
-    if holomorphic:  # the matrix of multiplication by f'(z)
-        alpha, beta = derivative.real.item(), derivative.imag.item()
-        expected = torch.tensor([[alpha, -beta], [beta, alpha]], dtype=torch.float64)
-        torch.testing.assert_close(D, expected, rtol=1e-7, atol=1e-8)
+    f_a, f_b = complex(by_z + by_zbar), complex(1j * (by_z - by_zbar))
+    expected = torch.tensor([[f_a.real, f_b.real], [f_a.imag, f_b.imag]], dtype=torch.float64)
+    torch.testing.assert_close(D, expected, rtol=1e-7, atol=1e-8)
+    assert abs(d_by_dzbar - complex(by_zbar)) < 1e-8
+    if by_zbar == 0:  # holomorphic: the matrix of multiplication by f'(z) = alpha + i beta
+        alpha, beta = f_a.real, f_a.imag
+        torch.testing.assert_close(
+            D, torch.tensor([[alpha, -beta], [beta, alpha]], dtype=torch.float64)
+        )
 
 # %%
 # A map from C^n to C^m as a real 2m by 2n Jacobian
@@ -167,26 +177,32 @@ torch.testing.assert_close(jacfwd(f_real)(torch.view_as_real(z0)).reshape(6, 4),
 # %%
 # What torch.func returns for complex tensors
 # -------------------------------------------
-# :func:`torch.func.jacrev` and :func:`torch.func.jacfwd` refuse complex inputs and outputs, in
-# PyTorch 2.13 with the message below: a complex tensor of shape ``output.shape + input.shape``
-# could hold only the holomorphic derivatives.
+# :func:`torch.func.jacrev` and :func:`torch.func.jacfwd` refuse complex inputs and complex
+# outputs, in PyTorch 2.13 with the messages below. A complex tensor of shape
+# ``output.shape + input.shape`` could hold only one number per pair, enough only for a
+# holomorphic map.
 
 
-def message(call):
+def message(transform, fn, arg):
     try:
-        call()
+        transform(fn)(arg)
     except RuntimeError as err:
         return str(err)
     raise AssertionError("expected a RuntimeError")
 
 
+def to_complex(r):  # real input, complex output
+    return torch.view_as_complex(r)
+
+
 for transform in (jacrev, jacfwd):
-    text = message(lambda: transform(f)(z0))
-    print(text)
-    assert text == (
-        f"{transform.__name__}: Expected all inputs to be real but received complex tensor "
-        "at flattened input idx: 0"
-    )
+    for fn, arg, what in ((f, z0, "inputs"), (to_complex, torch.view_as_real(z0), "outputs")):
+        text = message(transform, fn, arg)
+        print(text)
+        assert text == (
+            f"{transform.__name__}: Expected all {what} to be real but received complex tensor "
+            "at flattened input idx: 0"
+        )
 
 # %%
 # :func:`torch.func.jvp` and :func:`torch.func.vjp` do accept complex tensors, and follow the
