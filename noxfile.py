@@ -74,13 +74,11 @@ def docs(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit, property and doctest tests first, then tests of the built site's files and in Chromium.
 
-    The site `nox -s docs` built is reused when it is current (same sources, pins and options)
-    and rebuilt otherwise.
+    The site `nox -s docs` built is brought up to date first (Sphinx's incremental build).
     """
     install(session, "test")
     run_unit_tests(session)
     install(session, "test", "docs", site=True)
-    session.run("python", "-m", "vecgrad_site", "build", "--if-stale")
     ensure_chromium(session)
     session.run("pytest", "tests/built", "tests/browser", *session.posargs)
 
