@@ -1,9 +1,9 @@
-"""The site's own features in Chromium: the not-found page, the search page, and screenshots.
+"""The site's own features in Chromium: the not-found page and screenshots (search: test_search).
 
 Static hosts (GitHub Pages, Read the Docs) answer a missing URL with the site's 404.html at that
-URL, so its links must work from any depth. The search page uses Sphinx's search index, no
-server. The screenshots (light and dark, of the start page and a gallery example) go to pytest's
-temporary folder, named in the counts printed at the end of the run, for a person to look at.
+URL, so its links must work from any depth. The screenshots (light and dark, of the start page
+and a gallery example) go to pytest's temporary folder, named in the counts printed at the end of
+the run, for a person to look at.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from bs4 import BeautifulSoup
@@ -28,7 +27,6 @@ STYLED = """() => ({
   layout: getComputedStyle(document.querySelector(".page") || document.body).display,
   heading: document.querySelector("h1")?.innerText,
 })"""
-SEARCH_DONE = "() => document.querySelector('#search-results .search-summary')?.textContent.trim()"
 
 
 def check_rendered(page: Page, log: PageLog) -> None:
@@ -66,26 +64,6 @@ def test_404_page_renders_for_a_missing_deep_url(
     assert response is not None
     assert response.status == 404, f"{missing}: HTTP {response.status}"
     check_rendered(page, log)
-
-
-@pytest.mark.parametrize(
-    ("query", "expected"),
-    [
-        ("jacobian", "api/generated/vecgrad.jacobian.html"),
-        ("per_sample_grads", "api/generated/vecgrad.per_sample_grads.html"),
-        ("Hessian", "gallery/04_second_order/plot_01_hessians.html"),
-    ],
-)
-def test_search_finds_the_page(
-    context: BrowserContext, site_dir: Path, base_url: str, query: str, expected: str
-) -> None:
-    log, page = watch(context, site_dir)[-1], context.new_page()
-    page.goto(f"search.html?q={quote(query)}")
-    page.wait_for_function(SEARCH_DONE, timeout=20_000)  # filled once the last result is listed
-    links = page.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.href)")
-    results = [link.split("#")[0].split("?")[0].removeprefix(base_url) for link in links]
-    assert not log.errors + log.failed + log.offsite, f"search page for {query!r}: {log}"
-    assert expected in results, f"search for {query!r} listed {results}"
 
 
 def test_screenshots_light_and_dark(
