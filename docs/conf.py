@@ -142,6 +142,11 @@ sphinx_gallery_conf = {
 }
 
 
+# -- Search ranking (docs/_static/vecgrad_search.js: title and heading matches first; snippets
+# show math as text, not TeX) ---------------------------------------------------------------------
+
+html_search_scorer = str(DOCS / "_static" / "vecgrad_search.js")
+
 # -- HTML ------------------------------------------------------------------------------------------
 
 html_theme = "furo"
