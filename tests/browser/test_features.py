@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 from PIL import Image, ImageStat
-from playwright.sync_api import BrowserContext, Page, Route
+from playwright.sync_api import BrowserContext
 
-from .conftest import PageLog, wait_for_mathjax, watch
+from .conftest import wait_for_mathjax, watch
 
 pytestmark = pytest.mark.browser
 
@@ -29,8 +29,27 @@ STYLED = """() => ({
 })"""
 
 
-def check_rendered(page: Page, log: PageLog) -> None:
-    """The page has its styles, furo's layout and a heading; no errors but its own not-found."""
+@pytest.mark.parametrize(
+    ("url", "status", "theme"),
+    [("404.html", 200, "light"), ("no/such/folder/page.html", 404, "dark")],
+    ids=["at-its-own-address", "for-a-missing-deep-url"],
+)
+def test_404_page_renders(
+    context: BrowserContext, site_dir: Path, base_url: str, url: str, status: int, theme: str
+) -> None:
+    """Styles, furo's layout and a heading, at any depth; no error but the not-found itself."""
+    log, page, body = watch(context, site_dir, theme)[-1], context.new_page(), b""
+    if status == 404:  # a static host answers a missing URL with the site's 404.html
+        body = (site_dir / "404.html").read_bytes()
+        page.route(
+            base_url + url,
+            lambda route: route.fulfill(
+                status=404, body=body, content_type="text/html; charset=utf-8"
+            ),
+        )
+    response = page.goto(url)
+    assert response is not None
+    assert response.status == status, f"{url}: HTTP {response.status}"
     state = page.evaluate(STYLED)
     problems = [f"stylesheet {s['href']} not applied" for s in state["sheets"] if s["rules"] <= 0]
     problems += [] if state["sheets"] else ["no stylesheet"]
@@ -40,30 +59,6 @@ def check_rendered(page: Page, log: PageLog) -> None:
     problems += [e for e in log.errors if not (e.endswith(f"({page.url}:0)") and "404" in e)]
     problems += log.offsite + [f for f in log.failed if not f.startswith(page.url + ":")]
     assert not problems, f"{page.url}:\n  " + "\n  ".join(problems)
-
-
-def test_404_page_renders_at_its_own_address(context: BrowserContext, site_dir: Path) -> None:
-    log, page = watch(context, site_dir)[-1], context.new_page()
-    response = page.goto("404.html")
-    assert response is not None
-    assert response.status == 200, f"404.html: HTTP {response.status}"
-    check_rendered(page, log)
-
-
-def test_404_page_renders_for_a_missing_deep_url(
-    context: BrowserContext, site_dir: Path, base_url: str
-) -> None:
-    body, missing = (site_dir / "404.html").read_bytes(), "no/such/folder/page.html"
-
-    def answer_like_a_static_host(route: Route) -> None:
-        route.fulfill(status=404, body=body, content_type="text/html; charset=utf-8")
-
-    log, page = watch(context, site_dir, "dark")[-1], context.new_page()
-    page.route(base_url + missing, answer_like_a_static_host)
-    response = page.goto(missing)
-    assert response is not None
-    assert response.status == 404, f"{missing}: HTTP {response.status}"
-    check_rendered(page, log)
 
 
 def test_screenshots_light_and_dark(
