@@ -10,15 +10,16 @@ text and its newline (myst-nb 1.4.0's own merge renders the second with a blank 
 from __future__ import annotations
 
 import copy
-import json
 import re
 import subprocess
 import sys
 from typing import Any
 
+import nbformat
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from nbformat import v4
 from vecgrad_docs import join_streams
 
 PRINTED = ("the backward returns no gradient", "loop: tensor([0.5403, 0.9950])")
@@ -64,22 +65,11 @@ def test_each_stream_joined_in_its_first_place_leaving_the_outputs_alone() -> No
 
 def notebook(*texts: str) -> str:
     """A notebook of one code cell whose printed output is stored as the given messages."""
-    outputs = [stream(text) for text in texts]
-    code = {
-        "cell_type": "code",
-        "execution_count": 1,
-        "metadata": {},
-        "source": f"print({PRINTED[0]!r})\nprint({PRINTED[1]!r})",
-        "outputs": outputs,
-    }
+    code = v4.new_code_cell(f"print({PRINTED[0]!r})\nprint({PRINTED[1]!r})", execution_count=1)
+    code.outputs = [v4.new_output("stream", name="stdout", text=text) for text in texts]
     python = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    nb = {
-        "cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Output"}, code],
-        "metadata": {"kernelspec": python, "language_info": {"name": "python"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    return json.dumps(nb)
+    cells = [v4.new_markdown_cell("# Output"), code]
+    return nbformat.writes(v4.new_notebook(cells=cells, metadata={"kernelspec": python}))
 
 
 @pytest.fixture(scope="module")
