@@ -54,7 +54,7 @@ var Scorer = {
     const headings = page.headings.map((words) => Scorer.overlap(Scorer.terms, words));
     const heading = Math.max(0, ...headings.map(([cover, share]) => cover + share / 4));
     const whole = headings.filter(([cover]) => cover === 1).length;  // headings on the whole query
-    return 100 * titleCover + 30 * titleShare + 20 * heading + 2 * Math.min(whole, 5) + score / 100;
+    return 100 * titleCover + 30 * titleShare + 80 * heading + 2 * Math.min(whole, 5) + score / 100;
   },
 };
 
