@@ -13,7 +13,7 @@
 - ``api_stubs``: rewrite the API stub pages of docs/api.rst.
 - ``serve``: rebuild and reload the site in the browser while you edit.
 
-The site's paths, Sphinx command and build stamp belong to ``docs/_tooling/vecgrad_site.py``, which
+The site's paths and Sphinx command belong to ``docs/_tooling/vecgrad_site.py``, which
 the site sessions install and run inside their environment.
 """
 
@@ -83,13 +83,11 @@ def docs(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit, property and doctest tests first, then tests of the built site's files and in Chromium.
 
-    The site `nox -s docs` built is reused when it is current (same sources, pins and options)
-    and rebuilt otherwise.
+    The site `nox -s docs` built is brought up to date first (Sphinx's incremental build).
     """
     install(session, "test")
     run_unit_tests(session)
     install(session, "test", "docs", site=True)
-    session.run("python", "-m", "vecgrad_site", "build", "--if-stale")
     ensure_chromium(session)
     session.run("pytest", "tests/built", "tests/browser", *session.posargs)
 

@@ -67,10 +67,8 @@ nitpicky = True
 
 # -- Autodoc / autosummary / napoleon --------------------------------------------------------------
 
-# The API stub pages (docs/api/generated/vecgrad.*.rst, one per function of api.rst) are committed
-# and regenerated with `nox -s api_stubs`: generating them at every build imports vecgrad, and so
-# torch, even when nothing changed (1.5 s of a no-change rebuild). tests/built/test_api_stubs.py
-# fails when they are out of date.
+# The API stub pages are committed (`nox -s api_stubs`; tests/built/test_api_stubs.py): generating
+# them imports vecgrad, and so torch, on every build (a third more CPU for a no-change rebuild).
 autosummary_generate = False
 autodoc_typehints = "signature"
 autodoc_member_order = "bysource"
@@ -108,9 +106,8 @@ intersphinx_timeout = 1
 
 myst_enable_extensions = ["amsmath", "colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3
-# jupyter-cache keeps each page's outputs under docs/_build, keyed by the hash of its code cells: an
-# unchanged page is not run again, a cold build (CI) runs every page. A page runs while it is read,
-# so `sphinx-build -j N` runs N pages at once (one kernel each).
+# jupyter-cache reruns a page only when its code changed; pages run while read, so `-j N` runs N
+# pages at once (one kernel each).
 nb_execution_mode = os.environ.get("VECGRAD_NB_EXECUTION", "cache")
 nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
 nb_execution_raise_on_error = True
@@ -132,11 +129,9 @@ sphinx_gallery_conf = {
     "download_all_examples": True,
     "remove_config_comments": True,
     "min_reported_time": 0,
-    # Examples run one after another. "parallel" (joblib) saves about 3 s of a cold build on 2
-    # cores but costs 0.5 s on every rebuild, even one with nothing to run: a writer rebuilds often.
-    # No sg_execution_times pages: their table loads jQuery and DataTables from CDNs (the site
-    # loads nothing from other hosts), and they change with every run (sphinx-gallery itself turns
-    # them off for reproducible builds). Each example page still shows its own running time.
+    # Examples run one after another: "parallel" re-imports torch per worker (3 s less for a cold
+    # build on 2 cores, 0.5 s more for every rebuild). No sg_execution_times pages: they load
+    # scripts from CDNs and change every run; each example page shows its own running time.
     "write_computation_times": False,
     "show_signature": False,
     # Only printed output appears on the page; a trailing expression is never echoed.
@@ -144,6 +139,10 @@ sphinx_gallery_conf = {
     "reset_modules": ("matplotlib",),
 }
 
+
+# -- Search: title and heading matches rank first; snippets show math as text ----------------------
+
+html_search_scorer = str(DOCS / "_static" / "vecgrad_search.js")
 
 # -- HTML ------------------------------------------------------------------------------------------
 

@@ -33,6 +33,15 @@ def modes(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
     return lambda: [name for name, _, _ in parent.mock_calls]
 
 
+X3 = torch.randn(3, generator=torch.Generator().manual_seed(3))
+# The refusals of `func` shared by every function of one Tensor, as rows of an error table:
+# (func, inputs, keyword arguments, error, message).
+FUNC_ERRORS = [
+    ("sin", X3, {}, TypeError, r"`func` must be callable; got str"),
+    (lambda t: t.long(), X3, {}, TypeError, r"`func` must return a real floating-point"),
+]
+
+
 @pytest.fixture
 def seeded() -> None:
     """Seed torch's global generator so that every test sees the same random numbers."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from conftest import DTYPE
+from conftest import DTYPE, FUNC_ERRORS, X3
 from torch.testing import assert_close
 
 import vecgrad as vg
@@ -636,14 +636,13 @@ def test_estimates_of_no_elements() -> None:
 
 # --- errors ------------------------------------------------------------------------------------
 
-X = torch.randn(3)
+X = X3
 
 
 @pytest.mark.parametrize(
     ("func", "inputs", "kwargs", "error", "match"),
     [
-        ("sin", X, {}, TypeError, r"`func` must be callable; got str"),
-        (lambda t: t.long(), X, {}, TypeError, r"`func` must return a real floating-point"),
+        *FUNC_ERRORS,
         (
             torch.sin,
             (X, X),

@@ -1,16 +1,16 @@
-"""The vecgrad site: where it is built, with which command, whether it is current, how to read it.
+"""The vecgrad site: where it is built, with which command, and how its tests read it.
 
 The one owner of what the noxfile, the site tests (tests/built, tests/browser) and the docs
-benchmark share. ``python -m vecgrad_site build [--if-stale] [SPHINX OPTIONS]`` builds the site,
-``python -m vecgrad_site serve`` rebuilds it as you edit. Installed (``pip install -e
-docs/_tooling``), it is also a pytest plugin: the ``site_dir``, ``site_pages``, ``parsed_pages``
-and ``stats`` fixtures, and the counts printed at the end of a run.
+benchmark share. ``python -m vecgrad_site build [SPHINX OPTIONS]`` builds the site (Sphinx's own
+incremental build: an unchanged site takes a few seconds), ``python -m vecgrad_site serve``
+rebuilds it as you edit. Installed (``pip install -e docs/_tooling``), it is also a pytest
+plugin: the ``site_dir``, ``site_pages``, ``parsed_pages`` and ``stats`` fixtures, the skips
+where Sphinx or Chromium is missing, and the counts printed at the end of a run.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import importlib.util
 import os
 import posixpath
 import re
@@ -29,17 +29,15 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "docs/_build/html"
-STAMP = "docs/_build/site-inputs.json"  # a hash of the sources and options of the last good build
-# What a build writes into the checkout: not hashed, not copied for a cold build.
+# What a build writes into the checkout: not copied for a cold build.
 GENERATED = (
-    "docs/_build/",
-    "docs/gallery/",
-    "docs/api/generated/backreferences/",
-    "docs/_static/mathjax/",
+    "docs/_build",
+    "docs/gallery",
+    "docs/api/generated/backreferences",
+    "docs/_static/mathjax",
 )
 NOT_SOURCES = (".git", ".nox", ".venv", "__pycache__", ".*_cache", "*.egg-info")
-# The address the site is built for is in its pages (canonical links, sitemap, 404 page).
-ADDRESS = ("READTHEDOCS_CANONICAL_URL", "VECGRAD_DOCS_URL")
+CHROMIUM = os.environ.get("VECGRAD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def in_ci() -> bool:
@@ -55,47 +53,16 @@ def sphinx_command(root: Path = ROOT, *options: str) -> list[str]:
     return [sys.executable, "-m", "sphinx", *flags, *options, str(root / "docs"), str(out / "html")]
 
 
-def inputs(root: Path = ROOT, *options: str) -> str:
-    """A hash of what the site is built from: docs/, gallery/, src/, the pins and the options."""
-    digest = hashlib.sha256()
-    files = [root / "constraints.txt", root / "pyproject.toml"]
-    for folder in ("docs", "gallery", "src"):
-        files += [
-            p for p in (root / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
-        ]
-    for path in sorted(files):
-        rel = path.relative_to(root).as_posix()
-        if not rel.startswith(GENERATED):
-            digest.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    from vecgrad_reader import revision  # docs/_ext: needs Sphinx, as building does
-
-    # The commit and its date are in the pages (source links, the footer's stamp).
-    stamped = [f"{name}={value}" for name, value in sorted(revision(root).items())]
-    for value in (*(f"{name}={os.environ.get(name, '')}" for name in ADDRESS), *stamped, *options):
-        digest.update(value.encode() + b"\0")
-    return digest.hexdigest()
-
-
-def is_current(root: Path = ROOT, *options: str) -> bool:
-    """True when a build succeeded from exactly the sources and options there are now."""
-    stamp = root / STAMP
-    if not (stamp.is_file() and (root / "docs/_build/html/index.html").is_file()):
-        return False
-    return bool(json.loads(stamp.read_text(encoding="utf-8"))["inputs"] == inputs(root, *options))
-
-
 class BuildError(RuntimeError):
     """sphinx-build failed; the message ends with its log when it was captured."""
 
 
 def build(root: Path = ROOT, *options: str, capture: bool = False) -> str:
-    """Build the site of the checkout at ``root``; the log when ``capture``. The stamp is written
-    only after a successful build, so a failed or interrupted one is never taken for current."""
-    (root / STAMP).unlink(missing_ok=True)
-    digest = inputs(root, *options)
-    from vecgrad_reader import revision
+    """Build the site of the checkout at ``root``; its log when ``capture``."""
+    from vecgrad_reader import revision  # docs/_ext: needs Sphinx, as building does
 
-    # A copy of the checkout has no .git: it is built from the checkout's commit and date.
+    # The commit and its date are in the pages (source links, the footer's stamp); a copy of the
+    # checkout has no .git, so it is built from the checkout's commit and date.
     stamp = revision(root) or revision(ROOT)
     env = {**stamp, **os.environ, "PYTHONPATH": str(root / "src"), "MPLBACKEND": "Agg"}
     command = sphinx_command(root, *options)
@@ -103,7 +70,6 @@ def build(root: Path = ROOT, *options: str, capture: bool = False) -> str:
     log = (done.stdout or "") + (done.stderr or "")
     if done.returncode:
         raise BuildError(f"`{' '.join(command)}` failed (exit {done.returncode})\n{log[-6000:]}")
-    (root / STAMP).write_text(json.dumps({"inputs": digest}) + "\n", encoding="utf-8")
     return log
 
 
@@ -132,11 +98,8 @@ def served_prefix(site: Path) -> str:
 
 
 def resolve(page: str, url: str, prefix: str = "/") -> tuple[str | None, str]:
-    """The site path and fragment that ``url`` on ``page`` points to; None for another site.
-
-    Absolute paths are relative to where the site is mounted (``prefix``); a path that leaves
-    the site starts with ``(outside the site)``.
-    """
+    """The site path and fragment ``url`` on ``page`` points to; None for another site, and a
+    path starting ``(outside the site)`` for one that leaves the site (``prefix``: its mount)."""
     parts = urlsplit(url)
     path = unquote(parts.path)
     if parts.scheme or parts.netloc:
@@ -154,13 +117,12 @@ def resolve(page: str, url: str, prefix: str = "/") -> tuple[str | None, str]:
     return target, unquote(parts.fragment)
 
 
-# -- pytest plugin: the site fixtures and the summary counts --------------------------------------
-
-
 def no_problems(problems: list[str], what: str) -> None:
     """Fail with one line per problem found, under a count of them: ``3 broken links:``."""
     assert not problems, f"{len(problems)} {what}:\n  " + "\n  ".join(problems)
 
+
+# -- pytest plugin: the site fixtures, the skips and the summary counts ---------------------------
 
 STATS = pytest.StashKey[Counter[str]]()
 
@@ -173,12 +135,11 @@ def stats(request: pytest.FixtureRequest) -> Counter[str]:
 
 @pytest.fixture(scope="session")
 def site_dir() -> Path:
-    """The built site; built here, log captured, unless it is current (:func:`is_current`)."""
-    if not is_current():
-        try:
-            build(capture=True)
-        except BuildError as err:
-            pytest.fail(str(err))
+    """The built site, brought up to date first (log captured)."""
+    try:
+        build(capture=True)
+    except BuildError as err:
+        pytest.fail(str(err))
     return SITE
 
 
@@ -197,6 +158,22 @@ def parsed_pages(site_dir: Path, site_pages: list[str]) -> dict[str, BeautifulSo
     return {rel: parse(site_dir / rel) for rel in site_pages}
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Site tests skip, with the reason, where Sphinx (tests/built) or also Chromium
+    (tests/browser) is missing; in CI they run, and fail."""
+    sphinx = importlib.util.find_spec("sphinx") is not None
+    missing = {
+        "built": "" if sphinx else "Sphinx (`pip install --group docs -e .`, or `nox -s tests`)",
+        "browser": ""
+        if sphinx and Path(CHROMIUM).is_file()
+        else f"Sphinx and Chromium at {CHROMIUM}",
+    }
+    for item in [] if in_ci() else items:
+        folder = item.path.parent
+        if folder.parent == ROOT / "tests" and missing.get(folder.name):
+            item.add_marker(pytest.mark.skip(reason=f"the site tests need {missing[folder.name]}"))
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if counts := config.stash.get(STATS, None):
         terminalreporter.write_sep("-", "vecgrad site checks")
@@ -211,14 +188,10 @@ def main(command: str = "", *args: str) -> int:
         autobuild = sphinx_command(ROOT, *watch, *ignore, *args)[3:]
         return subprocess.call([sys.executable, "-m", "sphinx_autobuild", *autobuild], cwd=ROOT)
     if command != "build":
-        print("usage: python -m vecgrad_site build [--if-stale] [SPHINX OPTIONS] | serve")
+        print("usage: python -m vecgrad_site build [SPHINX OPTIONS] | serve")
         return 2
-    options = [arg for arg in args if arg != "--if-stale"]
-    if "--if-stale" in args and is_current(ROOT, *options):
-        print(f"The site in {SITE} is current: reusing it.")
-        return 0
     try:
-        build(ROOT, *options)
+        build(ROOT, *args)
     except BuildError as err:
         print(err, file=sys.stderr)
         return 1

@@ -1,9 +1,9 @@
-"""The site's own features in Chromium: the not-found page, the search page, and screenshots.
+"""The site's own features in Chromium: the not-found page and screenshots (search: test_search).
 
 Static hosts (GitHub Pages, Read the Docs) answer a missing URL with the site's 404.html at that
-URL, so its links must work from any depth. The search page uses Sphinx's search index, no
-server. The screenshots (light and dark, of the start page and a gallery example) go to pytest's
-temporary folder, named in the counts printed at the end of the run, for a person to look at.
+URL, so its links must work from any depth. The screenshots (light and dark, of the start page
+and a gallery example) go to pytest's temporary folder, named in the counts printed at the end of
+the run, for a person to look at.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from bs4 import BeautifulSoup
 from PIL import Image, ImageStat
-from playwright.sync_api import BrowserContext, Page, Route
+from playwright.sync_api import BrowserContext
 
-from .conftest import PageLog, wait_for_mathjax, watch
+from .conftest import wait_for_mathjax, watch
 
 pytestmark = pytest.mark.browser
 
@@ -28,11 +27,29 @@ STYLED = """() => ({
   layout: getComputedStyle(document.querySelector(".page") || document.body).display,
   heading: document.querySelector("h1")?.innerText,
 })"""
-SEARCH_DONE = "() => document.querySelector('#search-results .search-summary')?.textContent.trim()"
 
 
-def check_rendered(page: Page, log: PageLog) -> None:
-    """The page has its styles, furo's layout and a heading; no errors but its own not-found."""
+@pytest.mark.parametrize(
+    ("url", "status", "theme"),
+    [("404.html", 200, "light"), ("no/such/folder/page.html", 404, "dark")],
+    ids=["at-its-own-address", "for-a-missing-deep-url"],
+)
+def test_404_page_renders(
+    context: BrowserContext, site_dir: Path, base_url: str, url: str, status: int, theme: str
+) -> None:
+    """Styles, furo's layout and a heading, at any depth; no error but the not-found itself."""
+    log, page, body = watch(context, site_dir, theme)[-1], context.new_page(), b""
+    if status == 404:  # a static host answers a missing URL with the site's 404.html
+        body = (site_dir / "404.html").read_bytes()
+        page.route(
+            base_url + url,
+            lambda route: route.fulfill(
+                status=404, body=body, content_type="text/html; charset=utf-8"
+            ),
+        )
+    response = page.goto(url)
+    assert response is not None
+    assert response.status == status, f"{url}: HTTP {response.status}"
     state = page.evaluate(STYLED)
     problems = [f"stylesheet {s['href']} not applied" for s in state["sheets"] if s["rules"] <= 0]
     problems += [] if state["sheets"] else ["no stylesheet"]
@@ -42,50 +59,6 @@ def check_rendered(page: Page, log: PageLog) -> None:
     problems += [e for e in log.errors if not (e.endswith(f"({page.url}:0)") and "404" in e)]
     problems += log.offsite + [f for f in log.failed if not f.startswith(page.url + ":")]
     assert not problems, f"{page.url}:\n  " + "\n  ".join(problems)
-
-
-def test_404_page_renders_at_its_own_address(context: BrowserContext, site_dir: Path) -> None:
-    log, page = watch(context, site_dir)[-1], context.new_page()
-    response = page.goto("404.html")
-    assert response is not None
-    assert response.status == 200, f"404.html: HTTP {response.status}"
-    check_rendered(page, log)
-
-
-def test_404_page_renders_for_a_missing_deep_url(
-    context: BrowserContext, site_dir: Path, base_url: str
-) -> None:
-    body, missing = (site_dir / "404.html").read_bytes(), "no/such/folder/page.html"
-
-    def answer_like_a_static_host(route: Route) -> None:
-        route.fulfill(status=404, body=body, content_type="text/html; charset=utf-8")
-
-    log, page = watch(context, site_dir, "dark")[-1], context.new_page()
-    page.route(base_url + missing, answer_like_a_static_host)
-    response = page.goto(missing)
-    assert response is not None
-    assert response.status == 404, f"{missing}: HTTP {response.status}"
-    check_rendered(page, log)
-
-
-@pytest.mark.parametrize(
-    ("query", "expected"),
-    [
-        ("jacobian", "api/generated/vecgrad.jacobian.html"),
-        ("per_sample_grads", "api/generated/vecgrad.per_sample_grads.html"),
-        ("Hessian", "gallery/04_second_order/plot_01_hessians.html"),
-    ],
-)
-def test_search_finds_the_page(
-    context: BrowserContext, site_dir: Path, base_url: str, query: str, expected: str
-) -> None:
-    log, page = watch(context, site_dir)[-1], context.new_page()
-    page.goto(f"search.html?q={quote(query)}")
-    page.wait_for_function(SEARCH_DONE, timeout=20_000)  # filled once the last result is listed
-    links = page.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.href)")
-    results = [link.split("#")[0].split("?")[0].removeprefix(base_url) for link in links]
-    assert not log.errors + log.failed + log.offsite, f"search page for {query!r}: {log}"
-    assert expected in results, f"search for {query!r} listed {results}"
 
 
 def test_screenshots_light_and_dark(

@@ -107,16 +107,20 @@ def test_zips_hold_every_example(downloads: dict[str, bytes]) -> None:
 
 def run_alone(script: Path) -> str | None:
     """Run ``script`` from an empty folder with ``python -W error``: what went wrong, or None."""
-    workdir = script.parent / "cwd"
-    workdir.mkdir()
-    command = [sys.executable, "-W", "error", str(script)]
+    (workdir := script.parent / "cwd").mkdir()
     try:
-        done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-W", "error", str(script)],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     except subprocess.TimeoutExpired:
         return "still running after 300 s"
+    written = sorted(path.name for path in workdir.iterdir())
     if done.returncode:
         return f"exit {done.returncode}\n{done.stderr[-2000:]}"
-    written = sorted(path.name for path in workdir.iterdir())
     return f"wrote files into its working folder: {written}" if written else None
 
 
@@ -129,17 +133,13 @@ def test_downloaded_examples_run(
     """Each offered script alone, two at a time (the two cores of the machines it runs on)."""
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("PYTHONOPTIMIZE", raising=False)
-    scripts = []
-    for name, body in named(downloads, ".py").items():
-        (tmp_path / name).mkdir()
-        scripts.append(tmp_path / name / name)
-        scripts[-1].write_bytes(body)
+    scripts = [tmp_path / name / name for name in named(downloads, ".py")]
+    for script in scripts:
+        script.parent.mkdir()
+        script.write_bytes(named(downloads, ".py")[script.name])
     with ThreadPoolExecutor(max_workers=2) as pool:
-        problems = [
-            f"{s.name}: {p}"
-            for s, p in zip(scripts, pool.map(run_alone, scripts), strict=True)
-            if p
-        ]
+        outcomes = zip(scripts, pool.map(run_alone, scripts), strict=True)
+        problems = [f"{script.name}: {problem}" for script, problem in outcomes if problem]
     stats["example scripts run"] = len(scripts)
     no_problems(problems, "examples failed on their own")
     assert scripts, "no script offered"

@@ -15,7 +15,7 @@ import pytest
 from bs4 import BeautifulSoup
 from vecgrad_site import ROOT, no_problems
 
-SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+Pages = dict[str, BeautifulSoup]
 
 
 def from_document(rel: str) -> bool:
@@ -28,17 +28,17 @@ def meta(page: BeautifulSoup, key: str) -> str:
     return str(tag.get("content", "")) if tag else ""
 
 
-def indexed(parsed_pages: dict[str, BeautifulSoup]) -> dict[str, BeautifulSoup]:
-    """Pages from a document that search engines may index (no robots noindex)."""
+def indexed(pages: Pages, documents: bool = True) -> Pages:
+    """Pages (from a document, unless ``documents`` is false) without robots noindex."""
     return {
         rel: page
-        for rel, page in parsed_pages.items()
-        if from_document(rel) and "noindex" not in meta(page, "robots")
+        for rel, page in pages.items()
+        if (from_document(rel) or not documents) and "noindex" not in meta(page, "robots")
     }
 
 
 @pytest.fixture(scope="module")
-def base_url(parsed_pages: dict[str, BeautifulSoup]) -> str:
+def base_url(parsed_pages: Pages) -> str:
     """The hosted site's address, from the start page's canonical link."""
     link = parsed_pages["index.html"].find("link", rel="canonical")
     canonical = str(link.get("href", "")) if link else ""
@@ -46,31 +46,23 @@ def base_url(parsed_pages: dict[str, BeautifulSoup]) -> str:
     return canonical.removesuffix("index.html")
 
 
-def test_every_page_has_a_title(parsed_pages: dict[str, BeautifulSoup]) -> None:
-    titles = {
-        rel: " ".join(page.title.get_text().split()) if page.title else ""
-        for rel, page in parsed_pages.items()
-    }
-    problems = [
-        f"{rel}: title {title!r}"
-        for rel, title in titles.items()
-        if not title or "<no title>" in title
-    ]
-    no_problems(problems, "pages without a title")
-
-
-def test_document_pages_have_one_title_heading(parsed_pages: dict[str, BeautifulSoup]) -> None:
+def test_every_page_has_a_title_and_each_document_one_h1(parsed_pages: Pages) -> None:
     """One <h1> per page: furo's navigation lists further top-level headings as sibling pages."""
-    problems = [
+    titles = {
+        rel: " ".join(p.title.get_text().split()) if p.title else ""
+        for rel, p in parsed_pages.items()
+    }
+    problems = [f"{rel}: title {t!r}" for rel, t in titles.items() if not t or "<no title>" in t]
+    problems += [
         f"{rel}: {len(page.find_all('h1'))} <h1> headings"
         for rel, page in parsed_pages.items()
         if from_document(rel) and len(page.find_all("h1")) != 1
     ]
-    no_problems(problems, "document pages without exactly one <h1>")
+    no_problems(problems, "pages without a title or without exactly one <h1>")
 
 
 def test_document_pages_have_description_and_open_graph(
-    parsed_pages: dict[str, BeautifulSoup], base_url: str, stats: Counter[str]
+    parsed_pages: Pages, base_url: str, stats: Counter[str]
 ) -> None:
     documents = indexed(parsed_pages)
     problems = [
@@ -89,22 +81,18 @@ def test_document_pages_have_description_and_open_graph(
     no_problems(problems, "missing tags")
 
 
-def test_sitemap_lists_the_pages(
-    site_dir: Path, parsed_pages: dict[str, BeautifulSoup], base_url: str
-) -> None:
+def test_sitemap_lists_the_pages(site_dir: Path, parsed_pages: Pages, base_url: str) -> None:
+    """Every indexable document is listed once; nothing else but other indexable pages."""
     tree = ElementTree.parse(site_dir / "sitemap.xml")
-    locations = [loc.text or "" for loc in tree.iter(f"{SITEMAP_NS}loc")]
+    locations = [
+        loc.text or "" for loc in tree.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")
+    ]
+    listed = {loc.removeprefix(base_url) for loc in locations}
+    allowed = set(indexed(parsed_pages, documents=False)) - {"404.html"}
     problems = [f"listed twice: {loc}" for loc, n in Counter(locations).items() if n > 1]
     problems += [
         f"{loc} is not under {base_url}" for loc in locations if not loc.startswith(base_url)
     ]
-    listed = {loc.removeprefix(base_url) for loc in locations}
-    # Listed: built pages but the 404 page and noindex pages; every indexed document is listed.
-    allowed = {rel for rel, page in parsed_pages.items() if "noindex" not in meta(page, "robots")}
-    problems += [
-        f"{rel}: listed, not an indexable page" for rel in sorted(listed - (allowed - {"404.html"}))
-    ]
-    problems += [
-        f"{rel} is missing from the sitemap" for rel in sorted(set(indexed(parsed_pages)) - listed)
-    ]
+    problems += [f"{rel}: listed, not an indexable page" for rel in sorted(listed - allowed)]
+    problems += [f"{rel} is missing" for rel in sorted(set(indexed(parsed_pages)) - listed)]
     no_problems(problems, "sitemap problems")
