@@ -240,13 +240,9 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", copy_mathjax)
     app.connect("viewcode-find-source", vecgrad_source)
     app.connect("doctree-read", describe_object_page)
-<<<<<<< HEAD
     app.connect("doctree-read", ellipsis_callables)
-    # Before sphinx-sitemap's own build-finished handler (default priority 500) writes the file.
-=======
     # Before sphinx-sitemap's build-finished handler (priority 500) writes the file; the final
     # collection of the build's objects (1.5 s once torch is imported) is left to the OS.
->>>>>>> tooling
     app.connect("build-finished", complete_sitemap, priority=400)
     app.connect("build-finished", lambda app, exc: gc.freeze(), priority=1000)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
