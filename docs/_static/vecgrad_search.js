@@ -25,6 +25,9 @@ var Scorer = {
     return [terms.filter((term) => words.some((forms) => hit(forms, term))).length / terms.length,
             words.filter((forms) => terms.some((term) => hit(forms, term))).length / (words.length || 1)];
   },
+  // The terms, in order, as consecutive words of a heading.
+  phrase: (terms, words) => words.some((_, start) => terms.every((term, k) =>
+    start + k < words.length && words[start + k].some((form) => Scorer.same(form, term)))),
   // Per query: its terms, and each page's title and heading words (read once from the index).
   prepare: () => {
     const query = new URLSearchParams(window.location.search).get("q") || "";
@@ -54,7 +57,10 @@ var Scorer = {
     const headings = page.headings.map((words) => Scorer.overlap(Scorer.terms, words));
     const heading = Math.max(0, ...headings.map(([cover, share]) => cover + share / 4));
     const whole = headings.filter(([cover]) => cover === 1).length;  // headings on the whole query
-    return 100 * titleCover + 30 * titleShare + 80 * heading + 2 * Math.min(whole, 5) + score / 100;
+    // A query of four words or more found as a phrase in a heading (a pasted error message, a
+    // section's name) is that section's own question: it outranks a title sharing some words.
+    const phrase = Scorer.terms.length >= 4 && page.headings.some((words) => Scorer.phrase(Scorer.terms, words));
+    return 100 * titleCover + 30 * titleShare + 80 * heading + 2 * Math.min(whole, 5) + 100 * phrase + score / 100;
   },
 };
 

@@ -45,7 +45,29 @@ SEARCHES: dict[str, tuple[str, ...]] = {
     "gradient penalty": (f"{GALLERY}05_applications/plot_06_gradient_penalty",),
     "DP-SGD gradient clipping": (f"{GALLERY}05_applications/plot_05_dp_sgd",),
     "choose forward or reverse mode": ("choosing",),
+    "hessian with respect to model parameters": (f"{API}param_hessian",),
+    "several outputs has_aux": (f"{GALLERY}02_jacobians/plot_02_several_inputs",),
+    "torch.func vs torch.autograd.functional": ("concepts/apis",),
+    "complex numbers Wirtinger": (f"{GALLERY}02_jacobians/plot_04_complex",),
 }
+# Error messages as readers paste them: the field guide's section must be the first result.
+ERRORS = (
+    "grad can be implicitly created only for scalar outputs",
+    "Trying to backward through the graph a second time",
+    "appears to not have been used in the graph. Set allow_unused=True",
+    "element 0 of tensors does not require grad and does not have a grad_fn",
+    "a leaf Variable that requires grad is being used in an in-place operation",
+    "one of the variables needed for gradient computation has been modified by an inplace "
+    "operation",
+    "It looks like you're calling .item() on a Tensor",
+    "use a Tensor in some data-dependent control flow",
+    "called random operation while in randomness error mode",
+    "Batch norm got a batched tensor as input while the running_mean or running_var",
+    "calling Tensor.requires_grad_() inside of a function being transformed by a functorch "
+    "transform",
+    "Trying to use forward AD with that does not support it because it has not been implemented",
+)
+SEARCHES.update({message: ("errors",) for message in ERRORS})
 RESULTS = """() => Array.from(document.querySelectorAll("#search-results ul.search li"), (li) =>
   [li.querySelector("a").getAttribute("href"), li.querySelector("p.context")?.textContent ?? ""])"""
 DONE = "() => document.querySelector('#search-results .search-summary')?.textContent.trim()"
@@ -92,6 +114,14 @@ def test_search_ranks_the_answer_in_the_top_three(
     assert not found["problems"], f"search page for {query!r}: {found['problems']}"
     top = found["pages"][:3]
     assert set(SEARCHES[query]) & set(top), f"{query!r}: top three {top}, wanted {SEARCHES[query]}"
+
+
+@pytest.mark.parametrize("message", ERRORS)
+def test_error_messages_find_the_field_guide_first(
+    searches: dict[str, dict[str, Any]], message: str
+) -> None:
+    pages = searches[message]["pages"]
+    assert pages[:1] == ["errors"], f"{message!r}: first results {pages[:3]}"
 
 
 def test_search_snippets_show_no_tex(searches: dict[str, dict[str, Any]]) -> None:
