@@ -10,12 +10,17 @@ vector-Jacobian product with a vector of ones really returns per-sample derivati
 """
 
 # sphinx_gallery_thumbnail_number = 2
+import warnings
+
 import matplotlib.pyplot as plt
 import torch
 
 import vecgrad as vg
 
 _ = torch.manual_seed(0)
+# torch 2.13 loads its forward-mode rules through the deprecated torch.jit.script on first use;
+# that DeprecationWarning comes from inside torch, so exactly that message is silenced.
+warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
 
 # %%
 # A function of two vectors

@@ -9,6 +9,8 @@ the real and imaginary parts.
 """
 
 # sphinx_gallery_thumbnail_number = 1
+import warnings
+
 import matplotlib.pyplot as plt
 import torch
 from torch.func import jacfwd, jacrev, jvp, vjp
@@ -16,6 +18,9 @@ from torch.func import jacfwd, jacrev, jvp, vjp
 import vecgrad as vg
 
 _ = torch.manual_seed(0)
+# torch 2.13 loads its forward-mode rules through the deprecated torch.jit.script on first use;
+# that DeprecationWarning comes from inside torch, so exactly that message is silenced.
+warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
 c128 = torch.complex128
 
 # %%

@@ -37,17 +37,20 @@ def test_api_signatures_read_as_plain_types(api: dict[str, list[str]]) -> None:
     no_problems(problems, "API signature problems")
     # The annotations the issue named, as a reader sees them.
     jvp = " ".join(api["api/generated/vecgrad.jvp.html"])
-    assert "inputs: Tensor, v: Tensor) → tuple[Tensor, Tensor]" in jvp
-    assert "inputs: tuple[Tensor, ...], v: tuple[Tensor, ...])" in jvp
+    assert "func: Callable[..., Tensor], inputs: Tensor, v: Tensor, *, has_aux: Literal[False]" in (
+        jvp
+    )
+    assert "= False) → tuple[Tensor, Tensor]" in jvp
+    assert "inputs: tuple[Tensor, ...], v: tuple[Tensor, ...], *" in jvp
     loss_jacobian = " ".join(api["api/generated/vecgrad.loss_jacobian.html"])
     assert "params: Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]" in loss_jacobian
     assert "create_graph: bool = False) → dict[str, Tensor]" in loss_jacobian
     # jacobian's overloads, plain @overload like jvp's
     jacobian = " ".join(api["api/generated/vecgrad.jacobian.html"])
-    assert "inputs: Tensor, *, strategy: str = 'auto', chunk_size: int | None = None) → Tensor" in (
-        jacobian
-    )
-    assert "inputs: tuple[Tensor, ...], *, strategy: str = 'auto'" in jacobian
+    strategy = "strategy: Literal['auto', 'reverse', 'forward', 'loop'] = 'auto'"
+    assert f"inputs: Tensor, *, {strategy}, chunk_size: int | None = None, has_aux" in jacobian
+    assert f"inputs: tuple[Tensor, ...], *, {strategy}" in jacobian
+    assert "has_aux: Literal[True]) → tuple[Tensor, Any]" in jacobian
     per_sample = api["api/generated/vecgrad.per_sample_grads.html"][0]
     assert "loss_fn: Callable[[Tensor, Tensor], Tensor]" in per_sample
     assert "model: Module" in per_sample
