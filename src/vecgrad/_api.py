@@ -26,11 +26,11 @@ from vecgrad._checks import (
     Outputs,
     check_bool,
     check_callable,
+    check_like,
     check_output,
     check_outputs,
     check_real_floating,
     check_tensor,
-    fmt_shape,
 )
 from vecgrad._docs import fill
 from vecgrad._memory import owned, unshared
@@ -306,21 +306,7 @@ class Call:
             v_name, ref_name = (
                 (f"{name}[{i}]", f"{like_name}[{i}]") if is_tuple else (name, like_name)
             )
-            check_real_floating(v_name, v)
-            if v.shape != ref.shape:
-                raise BadValue(
-                    f"`{v_name}` must have the shape of `{ref_name}`, {fmt_shape(ref.shape)}; "
-                    f"got {fmt_shape(v.shape)}."
-                )
-            # Mixed dtypes would be silently rounded to one of them, mixed devices fail in torch.
-            if v.dtype != ref.dtype:
-                raise BadType(
-                    f"`{v_name}` must have dtype {ref.dtype} like `{ref_name}`; got {v.dtype}."
-                )
-            if v.device != ref.device:
-                raise BadValue(
-                    f"`{v_name}` must be on device {ref.device} like `{ref_name}`; got {v.device}."
-                )
+            check_like(v_name, v, ref, f"`{ref_name}`")
         vs = tuple(unshared(v) for v in vs)
         self._caller.extend(vs)
         return vs

@@ -571,17 +571,23 @@ def like_params(name: str, value: object, params: Mapping[str, Tensor]) -> dict[
     vector = {}
     for key, p in params.items():
         label = f"{name}[{key!r}]"
-        v = vector[key] = check_tensor(label, value[key])
-        check_real_floating(label, v)
-        if v.shape != p.shape:
-            raise BadValue(
-                f"`{label}` must have the shape of its parameter, {fmt_shape(p.shape)}; "
-                f"got {fmt_shape(v.shape)}."
-            )
-        if v.dtype != p.dtype:
-            raise BadType(f"`{label}` must have dtype {p.dtype} like its parameter; got {v.dtype}.")
-        if v.device != p.device:
-            raise BadValue(
-                f"`{label}` must be on device {p.device} like its parameter; got {v.device}."
-            )
+        vector[key] = check_like(label, check_tensor(label, value[key]), p, "its parameter")
     return vector
+
+
+def check_like(name: str, v: Tensor, ref: Tensor, ref_name: str) -> Tensor:
+    """Check that the vector ``v`` is real floating point with ``ref``'s shape, dtype and device.
+
+    Mixed dtypes would be silently rounded to one of them; mixed devices fail deep in torch.
+    """
+    check_real_floating(name, v)
+    if v.shape != ref.shape:
+        raise BadValue(
+            f"`{name}` must have the shape of {ref_name}, {fmt_shape(ref.shape)}; "
+            f"got {fmt_shape(v.shape)}."
+        )
+    if v.dtype != ref.dtype:
+        raise BadType(f"`{name}` must have dtype {ref.dtype} like {ref_name}; got {v.dtype}.")
+    if v.device != ref.device:
+        raise BadValue(f"`{name}` must be on device {ref.device} like {ref_name}; got {v.device}.")
+    return v
