@@ -1,6 +1,6 @@
 """The types a user meets: evaluated signatures for help(), and mypy on typical calls.
 
-mypy runs where it is installed (the lint session, and the unit session's environment); the
+mypy is in the test dependency group, so these run in ``nox -s tests`` and ``nox -s unit``; the
 same file is part of ``nox -s lint``'s mypy run.
 """
 
@@ -39,7 +39,8 @@ def test_string_choices_are_literals_in_the_signature() -> None:
 
 
 def run_mypy(*args: str) -> tuple[str, int]:
-    api = pytest.importorskip("mypy.api")
+    from mypy import api
+
     stdout, stderr, status = api.run(["--config-file", str(PYPROJECT), *args])
     return stdout + stderr, status
 
