@@ -464,14 +464,17 @@ def test_random_operations_draw_once_for_all_colours() -> None:
 # -- Differentiability -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("chunk_size", [None, 1])
 @pytest.mark.parametrize("mode", MODES)
-def test_differentiable_with_respect_to_inputs_like_torch_func(mode: str) -> None:
+def test_differentiable_with_respect_to_inputs_like_torch_func(
+    mode: str, chunk_size: int | None
+) -> None:
     pattern = random_per_row(7, 9, 3, seed=15)
     func, x = masked_function(pattern, 16), point(9, 17)
     weights = torch.randn(7, 9, dtype=DTYPE)
     coloring = vg.color_jacobian(pattern, strategy=mode)
     x = x.requires_grad_(True)
-    jac = vg.sparse_jacobian(func, x, sparsity=coloring)
+    jac = vg.sparse_jacobian(func, x, sparsity=coloring, chunk_size=chunk_size)
     assert jac.requires_grad
     (grad,) = torch.autograd.grad((jac.to_dense() * weights).sum(), x)
     expected = torch.func.grad(lambda t: (torch.func.jacrev(func)(t) * weights).sum())(x)
@@ -495,6 +498,44 @@ def test_differentiable_with_respect_to_closed_over_tensors(mode: str) -> None:
         argnums=(0, 1),
     )(a.detach(), b.detach())
     assert_close(grads, expected)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_differentiable_with_respect_to_tensors_computed_from_parameters(mode: str) -> None:
+    # The closed-over scale is not a leaf: the graph reaches the parameter through it.
+    log_scale = torch.randn(6, dtype=DTYPE).requires_grad_(True)
+    scale, x = log_scale.exp(), point(6, 19)
+    jac = vg.sparse_jacobian(
+        lambda t: torch.sin(scale * t), x, sparsity=torch.eye(6, dtype=torch.bool), strategy=mode
+    )
+    (grad,) = torch.autograd.grad(jac.values().sum(), log_scale)
+    # d/dl of e^l cos(e^l x) is e^l cos(e^l x) - e^(2l) x sin(e^l x)
+    s = log_scale.detach().exp()
+    assert_close(grad, s * torch.cos(s * x) - s**2 * x * torch.sin(s * x))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_graph_when_nothing_requires_grad(mode: str) -> None:
+    weight = torch.randn(6, dtype=DTYPE)  # closed over, does not require grad
+    jac = vg.sparse_jacobian(
+        lambda t: weight * t.sin(),
+        point(6, 0),
+        sparsity=torch.eye(6, dtype=torch.bool),
+        strategy=mode,
+    )
+    assert not jac.requires_grad
+    assert jac.values().grad_fn is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_runs_inside_a_transform_that_does_not_reach_func(mode: str) -> None:
+    # Under vmap over another tensor the products go through torch.func, with the same values.
+    x, eye = point(4, 20), torch.eye(4, dtype=torch.bool)
+
+    def scaled(s: torch.Tensor) -> torch.Tensor:
+        return s * vg.sparse_jacobian(torch.sin, x, sparsity=eye, strategy=mode).values()
+
+    assert_close(torch.func.vmap(scaled)(torch.arange(3.0, dtype=DTYPE))[2], 2 * torch.cos(x))
 
 
 def test_no_graph_under_no_grad() -> None:

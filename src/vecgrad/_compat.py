@@ -46,3 +46,11 @@ def forward_over_reverse(
             raise
     pulled = cast("tuple[Any, ...]", torch.func.vjp(grad_fn, *xs, has_aux=has_aux))
     return (pulled[0], pulled[1](vs), *pulled[2:])
+
+
+def outside_transforms() -> bool:
+    """Whether no torch.func transform is running, so that plain autograd may be used.
+
+    Inside one, even a plain tensor's ``requires_grad_()`` is refused.
+    """
+    return torch._C._functorch.peek_interpreter_stack() is None
