@@ -1524,7 +1524,7 @@ def gen_jacobian_sparsity(g: Gen, name: str) -> Case:
 
 
 def _symmetric(pattern: Tensor) -> Tensor:
-    """``pattern | pattern`` with its halves of dimensions swapped (the transpose of a Hessian's)."""
+    """``pattern`` or its transpose: the halves of its dimensions swapped, as for a Hessian."""
     half = pattern.dim() // 2
     order = [*range(half, pattern.dim()), *range(half)]
     return pattern | pattern.permute(order)
@@ -1598,6 +1598,7 @@ def gen_sparse_hessian(g: Gen, name: str) -> Case:
         return compare(result.to_dense(), want * mask, (xs[0].dtype, out.dtype), name)
 
     return Case(name, text, run, bool(must), check, guarded=list(xs or ()))
+
 
 GENERATORS: dict[str, Callable[[Gen, str], Case]] = {
     "jacobian": gen_jacobian,
