@@ -56,6 +56,7 @@ CALLS_PER_FUNCTION = {
     "param_hessian": 30,
     "param_hvp": 40,
     "param_ggnvp": 40,
+    "sparse_hessian": 100,
 }
 TOTAL_CALLS = sum(CALLS_PER_FUNCTION.values())
 
@@ -1522,6 +1523,83 @@ def gen_jacobian_sparsity(g: Gen, name: str) -> Case:
     return Case(name, text, run, bool(must), check, guarded=list(xs or ()))
 
 
+def _symmetric(pattern: Tensor) -> Tensor:
+    """``pattern`` or its transpose: the halves of its dimensions swapped, as for a Hessian."""
+    half = pattern.dim() // 2
+    order = [*range(half, pattern.dim()), *range(half)]
+    return pattern | pattern.permute(order)
+
+
+def _true_hessian_pattern(func: Func, xs: tuple[Tensor, ...] | None) -> Tensor | None:
+    """Where ``func``'s Hessian is nonzero at float64 copies of ``xs`` (one input), or None."""
+    if not _float_inputs(xs) or xs is None or len(xs) != 1 or func.bad_output or func.random:
+        return None
+    x = as64(xs)[0]
+    if x.numel() == 0:  # torch.func.hessian fails there; the Hessian has no entries
+        return torch.zeros(x.shape * 2, dtype=torch.bool)
+    hess = reference(lambda: torch.func.hessian(lambda t: func.call(t).reshape(()))(x))
+    return None if not isinstance(hess, Tensor) else _symmetric(hess != 0)
+
+
+def gen_sparse_hessian(g: Gen, name: str) -> Case:
+    inputs, xs = g.inputs()
+    func = g.func(scalar=True)
+    out = _valid_output(func, xs) if _float_inputs(xs) else None
+    truth = _true_hessian_pattern(func, xs)
+    one = xs is not None and len(xs) == 1
+    shape = tuple(xs[0].shape) * 2 if xs is not None and one else (3, 3)
+    sparsity = _pattern(g, shape, truth)
+    if not sparsity.bad:  # a Hessian's pattern is symmetric: extra entries are drawn in pairs
+        value = sparsity.value
+        dense = _symmetric(value.to_dense() if value.layout != torch.strided else value)
+        sparsity = Arg(dense if value.layout == torch.strided else dense.to_sparse(), sparsity.text)
+    reuse = g.choice([False] * 3 + [True]) and not sparsity.bad
+    chunk = g.chunk_size()
+    must = (
+        inputs.bad
+        or not one  # one Tensor only
+        or func.bad_output
+        or func.grad_inside
+        or _scalar_output_bad(func, xs)
+        or sparsity.bad
+        or chunk.bad
+        or (xs is not None and out is not None and truth is None and not func.random)
+    )
+    if xs is not None and out is None and _float_inputs(xs) and not func.bad_output:
+        must = must or not func.random
+    text = (
+        f"sparse_hessian({func!r}, {inputs!r}, sparsity={sparsity!r}"
+        f"{' as a colouring' if reuse else ''}, chunk_size={chunk!r})"
+    )
+
+    def run() -> Any:
+        pattern = sparsity.value
+        if reuse:
+            x = inputs.value if isinstance(inputs.value, Tensor) else None
+            ndim = x.dim() if x is not None and x.dim() * 2 == pattern.dim() else 1
+            pattern = vg.color_jacobian(pattern, strategy="symmetric", input_ndim=ndim)
+        return vg.sparse_hessian(func.call, inputs.value, sparsity=pattern, chunk_size=chunk.value)
+
+    def check(result: Any) -> str | None:
+        if truth is None or xs is None or out is None or not isinstance(result, Tensor):
+            return None
+        if result.layout != torch.sparse_coo:
+            return f"sparse_hessian returned layout {result.layout}"
+        problem = check_dtypes(result.to_dense(), [xs[0].dtype], name)
+        if problem:
+            return problem
+        mask = sparsity.value.to_dense().to(torch.float64)
+        x = as64(xs)[0]
+        if x.numel() == 0:
+            return None
+        want = reference(lambda: torch.func.hessian(lambda t: func.call(t).reshape(()))(x))
+        if want is None:
+            return None
+        return compare(result.to_dense(), want * mask, (xs[0].dtype, out.dtype), name)
+
+    return Case(name, text, run, bool(must), check, guarded=list(xs or ()))
+
+
 GENERATORS: dict[str, Callable[[Gen, str], Case]] = {
     "jacobian": gen_jacobian,
     "batch_jacobian": gen_jacobian,
@@ -1542,6 +1620,7 @@ GENERATORS: dict[str, Callable[[Gen, str], Case]] = {
     "param_hessian": gen_curvature,
     "param_hvp": gen_curvature,
     "param_ggnvp": gen_curvature,
+    "sparse_hessian": gen_sparse_hessian,
 }
 
 

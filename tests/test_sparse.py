@@ -709,7 +709,8 @@ ERRORS: list[tuple[Callable[[], object], type[Exception], str]] = [
     (
         lambda: vg.color_jacobian(EYE, strategy="loop"),
         ValueError,
-        r"^vecgrad\.color_jacobian: `strategy` must be one of 'auto', 'forward', 'reverse'; "
+        r"^vecgrad\.color_jacobian: `strategy` must be one of 'auto', 'forward', 'reverse', "
+        r"'symmetric'; "
         r"got 'loop'\.$",
     ),
     (

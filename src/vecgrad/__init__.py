@@ -8,7 +8,13 @@ from vecgrad.numerical import numerical_jacobian
 from vecgrad.parameters import param_jacobian
 from vecgrad.per_sample import loss_jacobian, per_sample_grads
 from vecgrad.products import jvp, vjp
-from vecgrad.sparse import JacobianColoring, color_jacobian, jacobian_sparsity, sparse_jacobian
+from vecgrad.sparse import (
+    JacobianColoring,
+    color_jacobian,
+    jacobian_sparsity,
+    sparse_hessian,
+    sparse_jacobian,
+)
 from vecgrad.timing import time_call
 
 __version__ = "0.1.0"
@@ -31,6 +37,7 @@ __all__ = [
     "param_hvp",
     "param_jacobian",
     "per_sample_grads",
+    "sparse_hessian",
     "sparse_jacobian",
     "time_call",
     "vjp",

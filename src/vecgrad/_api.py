@@ -52,6 +52,7 @@ NamedParams: TypeAlias = nn.Module | Mapping[str, Tensor] | Iterable[tuple[str, 
 Strategy: TypeAlias = Literal["auto", "reverse", "forward", "loop"]
 BatchStrategy: TypeAlias = Literal["auto", "reverse", "forward"]
 SparseStrategy: TypeAlias = Literal["auto", "forward", "reverse"]
+ColoringStrategy: TypeAlias = Literal["auto", "forward", "reverse", "symmetric"]
 Quantity: TypeAlias = Literal[
     "frobenius", "jacobian_trace", "jacobian_diagonal", "hessian_trace", "hessian_diagonal"
 ]

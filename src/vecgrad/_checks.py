@@ -518,6 +518,58 @@ def coloring_for(
         )
 
 
+def square_pattern(output_shape: Sequence[int], input_shape: Sequence[int]) -> None:
+    """Check that a pattern to star-colour is square: its output dimensions are its input's."""
+    if tuple(output_shape) != tuple(input_shape):
+        raise BadValue(
+            "`sparsity` must be square for strategy='symmetric', of shape inputs.shape + "
+            f"inputs.shape; got shape {fmt_shape((*output_shape, *input_shape))}, read as "
+            f"output {fmt_shape(output_shape)} and input {fmt_shape(input_shape)} (the last "
+            "input_ndim dimensions)."
+        )
+
+
+def symmetric_pattern(entry: tuple[int, ...], transposed: tuple[int, ...]) -> None:
+    """Refuse a pattern to star-colour that holds ``entry`` but not ``transposed``."""
+    raise BadValue(
+        "`sparsity` must be symmetric for strategy='symmetric' (a Hessian's pattern): True at "
+        f"(j, i) wherever True at (i, j); got True at {entry} but not at {transposed}. Pass "
+        "`pattern | pattern.mT` for a 2-D pattern."
+    )
+
+
+def hessian_pattern(shape: Sequence[int], input_shape: Sequence[int]) -> None:
+    """Check that a Hessian's pattern has the shape ``inputs.shape + inputs.shape``."""
+    if tuple(shape) != (*input_shape, *input_shape):
+        raise BadValue(
+            "`sparsity` must have shape inputs.shape + inputs.shape = "
+            f"{fmt_shape((*input_shape, *input_shape))}; got {fmt_shape(shape)}."
+        )
+
+
+def hessian_coloring(
+    output_shape: Sequence[int], input_shape: Sequence[int], shape: Sequence[int]
+) -> None:
+    """Check that a reused colouring is one of a Hessian's pattern for inputs of ``shape``."""
+    if tuple(output_shape) != tuple(shape) or tuple(input_shape) != tuple(shape):
+        raise BadValue(
+            "`sparsity` must be a colouring of a pattern of shape inputs.shape + inputs.shape "
+            f"= {fmt_shape((*shape, *shape))}; got one of shape "
+            f"{fmt_shape((*output_shape, *input_shape))}."
+        )
+
+
+def jacobian_coloring(mode: str) -> None:
+    """Refuse a symmetric colouring for a Jacobian: its values hold for symmetric matrices."""
+    if mode == "symmetric":
+        raise BadValue(
+            "`sparsity` must be a colouring of mode 'forward' or 'reverse'; got a 'symmetric' "
+            "one, whose products give the entries of a symmetric matrix only. Pass it to "
+            "vecgrad.sparse_hessian for a Hessian, or colour the pattern with "
+            "strategy='forward' or 'reverse'."
+        )
+
+
 def coloring_fields(valid: bool, reason: str) -> None:
     """Refuse a colouring that :func:`vecgrad.color_jacobian` did not make and is not valid."""
     if not valid:
@@ -527,16 +579,23 @@ def coloring_fields(valid: bool, reason: str) -> None:
         )
 
 
-def not_transformed(name: str, transformed: bool, function: str) -> None:
-    """Refuse to run inside torch.func transforms, where sparse results cannot exist."""
+_DENSE_JACOBIAN = "jacobian, which gives a dense Jacobian"
+
+
+def not_transformed(
+    name: str, transformed: bool, function: str, dense: str = _DENSE_JACOBIAN
+) -> None:
+    """Refuse to run inside torch.func transforms, where sparse results cannot exist.
+
+    ``dense`` names the vecgrad function that works there instead, and what it gives.
+    """
     if transformed:
         what = "inputs" if name == "inputs" else "tensors it closes over"
         raise BadValue(
             f"`{name}` must not be transformed by torch.func (vmap, grad, jacrev, jvp, ...): "
             f"{function} builds a sparse Tensor, which these transforms cannot batch or "
             f"wrap; got {what} under a transform. Call {function} outside the transform "
-            "(its results carry the autograd graph), or use vecgrad.jacobian, which gives a "
-            "dense Jacobian inside one."
+            f"(its results carry the autograd graph), or use vecgrad.{dense} inside one."
         )
 
 

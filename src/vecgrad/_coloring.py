@@ -429,3 +429,141 @@ def _smallest_free(
     # rank is the smallest gap; a run without a gap is followed by the colour `found`.
     gaps = torch.where(forbidden != rank, rank, width)
     return found.scatter_reduce(0, who, gaps, "amin")
+
+
+# -- Star colourings of a symmetric pattern (sparse Hessians) ------------------------------------
+
+
+def star(rows: Tensor, cols: Tensor, n: int) -> tuple[Tensor, int, int]:
+    """A star colouring of the symmetric pattern ``(rows, cols)`` of an ``n x n`` matrix.
+
+    The graph has a vertex per row and an edge per off-diagonal pair ``(i, j)``; the entries
+    are sorted row by row and distinct, and ``(j, i)`` is one whenever ``(i, j)`` is. Returns
+    the colours (-1 for a vertex in no entry), their number and a lower bound
+    (:func:`star_bound`).
+
+    Greedy in largest-first order (Gebremedhin, Manne and Pothen, SIAM Review 47, 2005): each
+    vertex ``v`` takes the smallest colour that makes no bicoloured path on four vertices
+    through it, given the colours already taken. Besides its neighbours' colours, that forbids
+    the colour of every coloured ``x`` two steps away through a coloured ``w`` when ``v`` (the
+    path ``y - v - w - x``) or ``x`` (the path ``v - w - x - y``) has another neighbour ``y``
+    of the colour of ``w``. A Python loop over vertices: per vertex it reads sets kept up to
+    date as colours are taken, so a vertex of high degree (an arrow's) is not rescanned.
+    """
+    colors = torch.full((n,), -1, dtype=torch.long, device=rows.device)
+    if rows.numel() == 0:
+        return colors, 0, 0
+    off = rows != cols
+    r, c = rows[off], cols[off]
+    degree = torch.bincount(r, minlength=n)
+    used = torch.bincount(rows, minlength=n) > 0
+    # Largest degree first; ties in index order (stable sort), vertices in no entry left out.
+    ranked = torch.argsort(-degree, stable=True)
+    order = ranked[used[ranked]].tolist()
+    starts = (torch.cumsum(degree, 0) - degree).tolist()
+    ends = torch.cumsum(degree, 0).tolist()
+    neighbours = c.tolist()
+    color = [-1] * n
+    # seen[u][a]: how many coloured neighbours of u have colour a.
+    seen: list[dict[int, int]] = [{} for _ in range(n)]
+    # flagged[w][b]: how many coloured neighbours x of w, of colour b, have another neighbour
+    # of the colour of w (coloured w only): then a path v - w - x - y would be bicoloured.
+    flagged: list[dict[int, int]] = [{} for _ in range(n)]
+    for v in order:
+        around = neighbours[starts[v] : ends[v]]
+        mine = seen[v]
+        forbidden = set(mine)
+        for w in around:
+            a = color[w]
+            if a < 0:
+                continue
+            # Two neighbours of v of colour a: any colour next to w closes y - v - w - x.
+            forbidden.update(seen[w] if mine[a] >= 2 else flagged[w])
+        k = 0
+        while k in forbidden:
+            k += 1
+        color[v] = k
+        for w in around:  # v joins the x that are flagged for its neighbours w
+            a = color[w]
+            if a >= 0 and mine.get(a, 0) >= 2:
+                _bump(flagged[w], k)
+        for u in around:
+            count = seen[u].get(k, 0) + 1
+            seen[u][k] = count
+            b = color[u]
+            if b < 0 or count < 2:
+                continue
+            if count == 2:  # u now has two neighbours of colour k: flag it for both
+                for w in neighbours[starts[u] : ends[u]]:
+                    if color[w] == k:
+                        _bump(flagged[w], b)
+            else:
+                _bump(flagged[v], b)
+    result = torch.tensor(color, dtype=torch.long, device=rows.device)
+    count = max(color) + 1
+    return result, count, star_bound(r, n, count)
+
+
+def _bump(counter: dict[int, int], key: int) -> None:
+    counter[key] = counter.get(key, 0) + 1
+
+
+def star_bound(r: Tensor, n: int, most: int) -> int:
+    """Fewest colours a star colouring of a pattern can have, by counting edges; at most ``most``.
+
+    The edges between two colour classes of sizes :math:`n_a, n_b` form a forest of stars,
+    with at most :math:`n_a + n_b - 1` edges; summed over pairs of classes, :math:`k` colours
+    on the :math:`n'` vertices that have an edge allow at most :math:`(k - 1)(n' - k / 2)`
+    edges. ``r`` holds the row of each off-diagonal entry (two per edge).
+    """
+    edges = r.numel() // 2
+    if edges == 0:
+        return min(most, 1)
+    vertices = int((torch.bincount(r, minlength=n) > 0).sum())
+    k = 2
+    while k < most and 2 * (k - 1) * vertices - (k - 1) * k < 2 * edges:
+        k += 1
+    return k
+
+
+def star_take(rows: Tensor, cols: Tensor, colors: Tensor, n: int, k: int) -> Tensor:
+    r"""Where each entry ``(i, j)`` of a star-coloured symmetric matrix lies in ``B = H S``.
+
+    ``S`` holds the sums of one-hot columns of each colour, so :math:`B_{ic} = \sum_{c(l) = c}
+    H_{il}`, a ``(k, n)`` matrix flattened as ``c * n + i``. :math:`H_{ij}` is
+    :math:`B_{i, c(j)}` when ``j`` is the only neighbour of ``i`` of its colour (always for
+    ``i = j``); otherwise ``i`` is the centre of a bicoloured star, ``i`` is the only
+    neighbour of ``j`` of colour :math:`c(i)`, and :math:`H_{ij} = H_{ji} = B_{j, c(i)}`.
+    """
+    ci, cj = colors.index_select(0, rows), colors.index_select(0, cols)
+    alone = _alone(rows, cj, k)
+    return torch.where(alone, cj * n + rows, ci * n + cols)
+
+
+def _alone(rows: Tensor, cj: Tensor, k: int) -> Tensor:
+    """Whether each entry ``(i, j)`` is the only one of row ``i`` with the colour ``c(j)``."""
+    if rows.numel() == 0:
+        return torch.ones(0, dtype=torch.bool, device=rows.device)
+    _, inverse, counts = torch.unique(rows * k + cj, return_inverse=True, return_counts=True)
+    alone: Tensor = counts.index_select(0, inverse) == 1
+    return alone
+
+
+def is_star(rows: Tensor, cols: Tensor, colors: Tensor, n: int, k: int) -> bool:
+    """Whether ``colors`` (all in ``range(k)`` on the entries) star-colour the symmetric pattern.
+
+    Distance-1, and for each edge ``(i, j)`` one end is the only neighbour of the other of its
+    colour: otherwise ``i`` has another neighbour ``j'`` of colour ``c(j)`` and ``j`` another
+    ``i'`` of colour ``c(i)``, and ``j' - i - j - i'`` is a bicoloured path on four vertices
+    (and every such path has an edge like that in its middle).
+    """
+    if rows.numel() == 0:
+        return True
+    ci, cj = colors.index_select(0, rows), colors.index_select(0, cols)
+    if bool((ci < 0).any()) or bool(((ci == cj) & (rows != cols)).any()):
+        return False
+    alone = _alone(rows, cj, k)
+    # The entry (j, i) of each (i, j): the entries are sorted by flat position i * n + j.
+    flat = rows * n + cols
+    transposed = torch.searchsorted(flat, cols * n + rows)
+    return bool((alone | alone.index_select(0, transposed)).all())
