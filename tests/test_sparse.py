@@ -819,6 +819,8 @@ ERRORS: list[tuple[Callable[[], object], type[Exception], str]] = [
 ]
 
 
+# torch warns once per process that CSC support is in beta, in whichever test first makes one.
+@pytest.mark.filterwarnings("ignore:Sparse CSC tensor support is in beta:UserWarning")
 @pytest.mark.parametrize(("call", "error", "match"), ERRORS)
 def test_errors(call: Callable[[], object], error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match) as info:
