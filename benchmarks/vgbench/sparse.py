@@ -1,6 +1,7 @@
 """Sparse Jacobians (issue 18): vg.sparse_jacobian against the best of jacrev and jacfwd on a
 tridiagonal function and a 2-D 5-point stencil, sparse-only times at about 10^5 inputs, the
-colouring of a 10^6-point stencil, and the peak memory of sparse and dense Jacobians.
+colouring of a 10^6-point stencil, and the peak memory of sparse and dense Jacobians; and
+vg.sparse_hessian with a star colouring against torch.func.hessian on an arrow Hessian.
 
 On the CPU the memory rows are measured in a fresh child process, which runs this module
 (``python -m vgbench.sparse [--quick]``) and prints them as JSON, as ``memory`` does.
@@ -45,6 +46,7 @@ DENSE = (JACREV, JACFWD)
 @dataclass(frozen=True)
 class Sizes:
     n: int  # tridiagonal inputs, and the stencil's grid is side x side with side^2 = n
+    arrow_n: int  # inputs of the arrow-shaped Hessian
     side: int
     large_n: int  # sparse only: dense does not fit
     large_side: int
@@ -54,9 +56,17 @@ class Sizes:
 
 SIZES = {  # True: --quick
     False: Sizes(
-        n=4096, side=64, large_n=100_000, large_side=316, coloring_side=1000, coloring_reps=3
+        n=4096,
+        side=64,
+        arrow_n=2049,
+        large_n=100_000,
+        large_side=316,
+        coloring_side=1000,
+        coloring_reps=3,
     ),
-    True: Sizes(n=64, side=8, large_n=1000, large_side=32, coloring_side=100, coloring_reps=1),
+    True: Sizes(
+        n=64, side=8, arrow_n=65, large_n=1000, large_side=32, coloring_side=100, coloring_reps=1
+    ),
 }
 
 
@@ -173,6 +183,39 @@ def large_case(problem: Problem) -> Case:
     return Case(f"sparse Jacobian, {problem.name}", details, methods, REUSED)
 
 
+def arrow_hessian_case(n: int, device: torch.device) -> Case:
+    """f(x) = sum_i softplus(x_0 x_i) + |x|^2 / 2, i >= 1: one global variable x_0 coupled to
+    each local one, an arrow-shaped Hessian. The star colouring needs 2 colours where a column
+    colouring needs n; checked against the analytic Hessian, ratios printed (no goal)."""
+    torch.manual_seed(0)
+    x = torch.randn(n, device=device)
+
+    def f(x: Tensor) -> Tensor:
+        return F.softplus(x[0] * x[1:]).sum() + x.square().sum() / 2
+
+    # With s = sigmoid(x_0 x_i) and s' = s (1 - s): H_ii = 1 + s' x_0^2, H_0i = s + s' x_0 x_i,
+    # H_00 = 1 + sum_i s' x_i^2.
+    xd = x.double()
+    s = torch.sigmoid(xd[0] * xd[1:])
+    ds = s * (1 - s)
+    hess = torch.diag(torch.cat([(1 + (ds * xd[1:] ** 2).sum()).view(1), 1 + ds * xd[0] ** 2]))
+    hess[0, 1:] = hess[1:, 0] = s + ds * xd[0] * xd[1:]
+    pattern = hess != 0
+    coloring = vg.color_jacobian(pattern.to_sparse(), strategy="symmetric")
+    methods = (
+        Method("torch.func.hessian", lambda: torch.func.hessian(f)(x), hess.float()),
+        Method("vg.hessian", lambda: vg.hessian(f, x), hess.float()),
+        Method(
+            f"vg.sparse_hessian(star, {coloring.num_colors} colours)",
+            lambda: vg.sparse_hessian(f, x, sparsity=coloring),
+            hess.float(),
+            compare=lambda r: r.to_dense() if isinstance(r, Tensor) else r,
+        ),
+    )
+    name = f"sparse Hessian, arrow, n={n}"
+    return Case(name, "float32; no goal", methods, methods[2].name)
+
+
 def cases(quick: bool, device: torch.device) -> list[Case]:
     sizes = SIZES[quick]
     return [
@@ -180,6 +223,7 @@ def cases(quick: bool, device: torch.device) -> list[Case]:
         dense_case(stencil(sizes.side, device)),
         large_case(tridiagonal(sizes.large_n, device)),
         large_case(stencil(sizes.large_side, device)),
+        arrow_hessian_case(sizes.arrow_n, device),
     ]
 
 
