@@ -14,6 +14,11 @@ from urllib.parse import urlparse
 
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS / "_ext"))
+# One thread for torch (read when it is imported) in this process, which runs the examples, and in
+# the kernels of the notebook pages, which inherit it: the two run side by side, and with a second
+# thread each parallel region of an example's many small operations waits for a busy core (a
+# training loop ran four times slower). Timings on the pages are of one thread already.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # -- Project ---------------------------------------------------------------------------------------
 
@@ -36,6 +41,9 @@ extensions = [
     "sphinx.ext.viewcode",
     "sphinx.ext.linkcode",
     "myst_nb",  # loads myst_parser itself: do not list it too
+    # Between the two: it starts the notebook pages once myst-nb is configured, before
+    # sphinx-gallery runs the examples (both at builder-inited).
+    "vecgrad_docs",
     "sphinx_gallery.gen_gallery",
     "sphinx_copybutton",
     "sphinx_design",
@@ -43,7 +51,6 @@ extensions = [
     "notfound.extension",
     "sphinx_sitemap",
     "sphinx_llms_txt",
-    "vecgrad_docs",
     "vecgrad_reader",
 ]
 

@@ -9,15 +9,19 @@
   build wrote (jdillard/sphinx-sitemap#13).
 - ``Callable[..., T]`` in signatures as it is spelt: Sphinx 9 writes ``Callable[[...], T]``.
 - myst-nb's ``nb_merge_streams`` made lossless (:func:`join_streams`).
-- Two speed devices, kept for the build goals: viewcode reads vecgrad's source without importing
-  torch, and the exit skips a final garbage collection (benchmarks/docs_build.py measures both).
+- Three speed devices, kept for the build goals: viewcode reads vecgrad's source without importing
+  torch, the notebook pages run while sphinx-gallery runs the examples, and the exit skips a final
+  garbage collection (benchmarks/docs_build.py measures them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
+import logging
 import shutil
+import threading
 from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,8 @@ from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
 from sphinx.pycode import ModuleAnalyzer
+from sphinx.util import logging as sphinx_logging
+from sphinx.util.osutil import _last_modified_time
 
 DARK_BACKGROUND, DARK_FOREGROUND = "#131416", "#cfd0d0"  # furo's dark page and text colours
 # PNGs that depend only on the figure: no "Software" chunk naming matplotlib's version.
@@ -192,6 +198,57 @@ def vecgrad_source(app: Sphinx, modname: str) -> tuple[str, dict[str, Any]] | No
     return analyzer.code, analyzer.tags
 
 
+class _PageLog(logging.LoggerAdapter):
+    """myst-nb's messages for a page run early, warnings as information: a page that fails is
+    run again when read, and reported then."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.INFO:
+            self.logger.info(f"{self.extra['path']}: {msg}")
+
+
+def run_pages_early(app: Sphinx) -> None:
+    """Run the notebook pages this build must execute on a second thread, while sphinx-gallery
+    runs the examples on this one: jupyter-cache stores them, and reading finds them there.
+
+    Connected before sphinx-gallery's handler (conf.py lists this extension before it). Once
+    reading starts, the thread takes no new page; reading runs those left.
+    """
+    env, config = app.env, getattr(app.env, "mystnb_config", None)
+    if app.builder.format != "html" or config is None or config.execution_mode != "cache":
+        return
+    paths = map(env.doc2path, sorted(app.project.discover(app.config.exclude_patterns)))
+    # The pages Sphinx will read: new, or changed since the last build.
+    pages = [
+        path
+        for path in paths
+        if path.suffix == ".md"
+        and _last_modified_time(path) > env.all_docs.get(env.path2doc(path) or "", 0)
+    ]
+    stop = threading.Event()
+
+    def run() -> None:
+        from myst_nb.core.execute import create_client
+        from myst_nb.core.read import create_nb_reader
+
+        for path in pages:
+            text = path.read_text(encoding="utf-8")
+            reader = create_nb_reader(str(path), env.myst_config, config, text)
+            if stop.is_set() or reader is None:
+                continue
+            log = _PageLog(sphinx_logging.getLogger(__name__), {"path": path})
+            with (
+                contextlib.suppress(Exception),
+                create_client(reader.read(text), str(path), config, log, reader.read_fmt),
+            ):
+                pass
+
+    thread = threading.Thread(target=run, name="vecgrad-pages", daemon=True)
+    thread.start()
+    # The page being run finishes before Sphinx forks its reading processes.
+    app.connect("env-before-read-docs", lambda *_: (stop.set(), thread.join()))
+
+
 Output = MutableMapping[str, Any]
 
 
@@ -238,6 +295,7 @@ def merge_streams(outputs: list[Output]) -> list[Output]:
 def setup(app: Sphinx) -> dict[str, Any]:
     install_stream_merge()
     app.connect("builder-inited", copy_mathjax)
+    app.connect("builder-inited", run_pages_early)
     app.connect("viewcode-find-source", vecgrad_source)
     app.connect("doctree-read", describe_object_page)
     app.connect("doctree-read", ellipsis_callables)
