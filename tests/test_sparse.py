@@ -538,6 +538,47 @@ def test_runs_inside_a_transform_that_does_not_reach_func(mode: str) -> None:
     assert_close(torch.func.vmap(scaled)(torch.arange(3.0, dtype=DTYPE))[2], 2 * torch.cos(x))
 
 
+def test_reverse_mode_in_inference_mode_and_with_inference_tensors() -> None:
+    # enable_grad records no graph in inference mode: the products go through torch.func.
+    func, x = (lambda t: t.sin() * t.roll(1)), point(6, 21)
+    full, expected = torch.ones(6, 6, dtype=torch.bool), torch.func.jacrev(func)(x)
+    with torch.inference_mode():
+        jac = vg.sparse_jacobian(func, x, sparsity=full, strategy="reverse")
+        frozen = x.clone()
+    assert_close(jac.to_dense(), expected)
+    jac = vg.sparse_jacobian(func, frozen, sparsity=full, strategy="reverse")
+    assert_close(jac.to_dense(), expected)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_hooks_on_inputs_do_not_run(mode: str) -> None:
+    x = point(4, 22).requires_grad_(True)
+    seen = []
+    x.register_hook(seen.append)  # a hook on the caller's input: run by the caller's grad only
+    eye = torch.eye(4, dtype=torch.bool)
+    jac = vg.sparse_jacobian(lambda t: t**2, x, sparsity=eye, strategy=mode)
+    assert seen == []
+    assert_close(jac.values(), 2 * x.detach())
+    (grad,) = torch.autograd.grad(jac.values().sum(), x)  # the graph still reaches x
+    assert len(seen) == 1
+    assert_close(grad, torch.full_like(x, 2.0))
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1])
+def test_func_that_ignores_its_input_gives_zeros_with_several_colours(
+    chunk_size: int | None,
+) -> None:
+    weight = torch.randn(6, dtype=DTYPE, requires_grad=True)  # the output requires grad
+    jac = vg.sparse_jacobian(
+        lambda t: weight[:3] * 2,
+        point(6, 23),
+        sparsity=torch.ones(3, 6, dtype=torch.bool),
+        strategy="reverse",
+        chunk_size=chunk_size,
+    )
+    assert torch.equal(jac.to_dense(), torch.zeros(3, 6, dtype=DTYPE))
+
+
 def test_no_graph_under_no_grad() -> None:
     x = point(5, 0).requires_grad_(True)
     with torch.no_grad():
@@ -677,7 +718,7 @@ ERRORS: list[tuple[Callable[[], object], type[Exception], str]] = [
     (
         lambda: vg.color_jacobian(EYE.float()),
         TypeError,
-        r"`sparsity` must have dtype torch\.bool, True where the Jacobian may be nonzero; got "
+        r"`sparsity` must have dtype torch\.bool, True where the derivative may be nonzero; got "
         r"torch\.float32\. Pass `pattern != 0`\.$",
     ),
     (

@@ -115,11 +115,13 @@ def hessian_function(pattern: torch.Tensor, seed: int) -> Func:
 @given(pattern=symmetric_patterns(), layout=st.sampled_from(LAYOUTS))
 def test_star_colorings_of_symmetric_patterns_are_valid(pattern: torch.Tensor, layout: str) -> None:
     coloring = vg.color_jacobian(as_layout(pattern, layout), strategy="symmetric")
-    assert_star(coloring, pattern)
-    # A column colouring is a star colouring too when the diagonal is in: never more colours.
-    if bool(pattern.diagonal()[pattern.any(dim=0)].all()):
-        forward = vg.color_jacobian(pattern, strategy="forward")
-        assert coloring.num_colors <= forward.num_colors
+    forward = vg.color_jacobian(pattern, strategy="forward")
+    assert coloring.num_colors <= forward.num_colors  # the fewer of the two is kept
+    if coloring.mode == "forward":  # fewer colours than the star colouring, which it is not
+        assert torch.equal(coloring.colors, forward.colors)
+        assert not bool(pattern.diagonal()[pattern.any(dim=0)].all())
+    else:
+        assert_star(coloring, pattern)
 
 
 @pytest.mark.parametrize(
@@ -155,6 +157,26 @@ def test_colour_counts(pattern: torch.Tensor, star: int, column: int) -> None:
 )
 def test_lower_bound_counts_edges(pattern: torch.Tensor, bound: int) -> None:
     assert vg.color_jacobian(pattern, strategy="symmetric").lower_bound == bound
+
+
+def test_without_the_diagonal_a_column_colouring_with_fewer_colours_is_kept() -> None:
+    # x0 x1 + x2 x3 + ...: no diagonal entry, no two columns share a row, so one colour serves
+    # every column, where a star colouring (distance-1) needs two.
+    pairs = torch.arange(8).reshape(4, 2)
+    pattern = torch.zeros(8, 8, dtype=torch.bool)
+    pattern[pairs[:, 0], pairs[:, 1]] = pattern[pairs[:, 1], pairs[:, 0]] = True
+    coloring = vg.color_jacobian(pattern, strategy="symmetric")
+    assert (coloring.mode, coloring.num_colors, coloring.lower_bound) == ("forward", 1, 1)
+
+    weights = torch.randn(4, dtype=DTYPE)
+
+    def func(t: torch.Tensor) -> torch.Tensor:  # bilinear: a nonlinear g(x0 x1) has H_00 != 0
+        return (weights * t[0::2] * t[1::2]).sum()
+
+    x = torch.randn(8, dtype=DTYPE)
+    hess = vg.sparse_hessian(func, x, sparsity=coloring).to_dense()
+    assert_close(hess, torch.func.hessian(func)(x))
+    assert torch.equal(hess != 0, pattern)
 
 
 def test_multi_dimensional_patterns_use_input_ndim() -> None:
@@ -335,15 +357,15 @@ ERRORS: list[tuple[Callable[[], object], type[Exception], str]] = [
     (
         lambda: vg.color_jacobian(torch.ones(2, 3, dtype=torch.bool), strategy="symmetric"),
         ValueError,
-        r"^vecgrad\.color_jacobian: `sparsity` must be square for strategy='symmetric', of "
-        r"shape inputs\.shape \+ inputs\.shape; got shape \(2, 3\), read as output \(2,\) and "
-        r"input \(3,\) \(the last input_ndim dimensions\)\.$",
+        r"^vecgrad\.color_jacobian: `sparsity` must be square for strategy='symmetric', its "
+        r"last input_ndim dimensions repeating the others as in a Hessian's pattern; got shape "
+        r"\(2, 3\), read as output \(2,\) and input \(3,\) \(the last input_ndim dimensions\)\.$",
     ),
     (
         lambda: vg.color_jacobian(LOWER, strategy="symmetric"),
         ValueError,
-        r"^vecgrad\.color_jacobian: `sparsity` must be symmetric for strategy='symmetric' \(a "
-        r"Hessian's pattern\): True at \(j, i\) wherever True at \(i, j\); got True at \(1, 0\) "
+        r"^vecgrad\.color_jacobian: `sparsity` must be symmetric, as a Hessian's pattern is: "
+        r"True at \(j, i\) wherever True at \(i, j\); got True at \(1, 0\) "
         r"but not at \(0, 1\)\. Pass `pattern \| pattern\.mT` for a 2-D pattern\.$",
     ),
     (
@@ -397,7 +419,7 @@ ERRORS: list[tuple[Callable[[], object], type[Exception], str]] = [
     (
         lambda: vg.sparse_hessian(cube, X, sparsity=LOWER),
         ValueError,
-        r"^vecgrad\.sparse_hessian: `sparsity` must be symmetric for strategy='symmetric'",
+        r"^vecgrad\.sparse_hessian: `sparsity` must be symmetric, as a Hessian's pattern is",
     ),
     (
         lambda: vg.sparse_hessian(cube, X[:2], sparsity=vg.color_jacobian(EYE)),

@@ -454,7 +454,7 @@ def sparsity_pattern(value: object, coloring: type | None = None) -> Tensor:
         raise BadValue("`sparsity` must hold values; got a Tensor on the meta device.")
     if value.dtype != torch.bool:
         raise BadType(
-            "`sparsity` must have dtype torch.bool, True where the Jacobian may be nonzero; "
+            "`sparsity` must have dtype torch.bool, True where the derivative may be nonzero; "
             f"got {value.dtype}. Pass `pattern != 0`."
         )
     if value.layout != torch.strided and value.dense_dim() > 0:
@@ -522,8 +522,9 @@ def square_pattern(output_shape: Sequence[int], input_shape: Sequence[int]) -> N
     """Check that a pattern to star-colour is square: its output dimensions are its input's."""
     if tuple(output_shape) != tuple(input_shape):
         raise BadValue(
-            "`sparsity` must be square for strategy='symmetric', of shape inputs.shape + "
-            f"inputs.shape; got shape {fmt_shape((*output_shape, *input_shape))}, read as "
+            "`sparsity` must be square for strategy='symmetric', its last input_ndim "
+            "dimensions repeating the others as in a Hessian's pattern; got shape "
+            f"{fmt_shape((*output_shape, *input_shape))}, read as "
             f"output {fmt_shape(output_shape)} and input {fmt_shape(input_shape)} (the last "
             "input_ndim dimensions)."
         )
@@ -532,7 +533,7 @@ def square_pattern(output_shape: Sequence[int], input_shape: Sequence[int]) -> N
 def symmetric_pattern(entry: tuple[int, ...], transposed: tuple[int, ...]) -> None:
     """Refuse a pattern to star-colour that holds ``entry`` but not ``transposed``."""
     raise BadValue(
-        "`sparsity` must be symmetric for strategy='symmetric' (a Hessian's pattern): True at "
+        "`sparsity` must be symmetric, as a Hessian's pattern is: True at "
         f"(j, i) wherever True at (i, j); got True at {entry} but not at {transposed}. Pass "
         "`pattern | pattern.mT` for a 2-D pattern."
     )

@@ -278,7 +278,9 @@ def _make_coloring(
     """Colour the columns, the rows, or both and keep the one with fewer colours.
 
     ``'symmetric'``: a star colouring of a pattern checked to be square and symmetric, or the
-    column colouring, which is one too, when it has fewer colours.
+    column colouring when it has fewer colours: in mode ``'symmetric'`` when it is a star
+    colouring too, else in mode ``'forward'`` (a pattern without some diagonal entries), which
+    :func:`sparse_hessian` reads as well.
     """
     m, n = math.prod(out_shape), math.prod(in_shape)
     found: dict[str, tuple[Tensor, int, int]] = {}
@@ -289,10 +291,13 @@ def _make_coloring(
         _check_symmetric(indices, rows, cols, n)
         colors, count, bound = _coloring.star(rows, cols, n)
         # Distance-1 too when each used column has its diagonal entry (it shares that row).
-        column, fewer, _ = _coloring.color(rows, cols, per_row, per_col)
-        if fewer < count and _coloring.is_star(rows, cols, column, n, fewer):
-            colors, count = column, fewer
-        found["symmetric"] = colors.reshape(in_shape), count, bound
+        column, fewer, column_bound = _coloring.color(rows, cols, per_row, per_col)
+        if fewer < count and not _coloring.is_star(rows, cols, column, n, fewer):
+            found["forward"] = column.reshape(in_shape), fewer, column_bound
+        else:
+            if fewer < count:
+                colors, count = column, fewer
+            found["symmetric"] = colors.reshape(in_shape), count, bound
     if strategy in ("auto", "forward"):
         colors, count, bound = _coloring.color(rows, cols, per_row, per_col)
         found["forward"] = colors.reshape(in_shape), count, bound
@@ -306,6 +311,8 @@ def _make_coloring(
             forward == reverse and _forward_wins(out_shape, [in_shape], None)
         )
         strategy = "forward" if wins else "reverse"
+    if strategy == "symmetric":
+        (strategy,) = found
     colors, count, bound = found[strategy]
     pattern = _bool_coo(indices, out_shape + in_shape)
     coloring = JacobianColoring(strategy, colors, count, bound, out_shape, in_shape, pattern)
@@ -383,7 +390,9 @@ def color_jacobian(
         :func:`jacobian`'s rule, reverse mode when the output has no more elements than the
         input. ``'symmetric'`` star-colours the columns of a symmetric pattern, of shape
         ``inputs.shape + inputs.shape``, for :func:`sparse_hessian` (one Hessian-vector
-        product per colour): often far fewer colours than ``'forward'``.
+        product per colour): often far fewer colours than ``'forward'``. On a pattern without
+        some of its diagonal entries a column colouring can need fewer; it is then returned
+        instead, in mode ``'forward'``, which :func:`sparse_hessian` reads too.
     input_ndim : int, optional
         How many trailing dimensions of ``sparsity`` are the input's (default 1: a
         matrix-shaped pattern for a vector input).
@@ -441,7 +450,7 @@ def color_jacobian(
     as many colours as columns. The colouring is greedy, each column in turn, those with most
     nonzeros first, taking the smallest colour that leaves no path on four vertices with two
     colours; a Python loop over the columns that keeps, for each, the colours that it forbids
-    its neighbours, in about 0.1 s for a 2-D 5-point stencil of :math:`10^4` columns and 5 s
+    its neighbours, in under 0.1 s for a 2-D 5-point stencil of :math:`10^4` columns and 5 s
     for :math:`10^6`. The ``'forward'`` colouring, a star colouring too when the diagonal is
     in the pattern, is kept instead when it has fewer colours. ``lower_bound`` counts edges:
     two colour classes of sizes :math:`n_a, n_b` span a forest of stars with at most
@@ -485,7 +494,9 @@ def _products(
         pattern_for_output(coloring.output_shape, output.shape, x.shape)
         plan = _plan(coloring, x.device, output.dtype)
         return output.new_zeros(0, output.numel()), output.dtype, plan
-    if coloring.mode == "reverse" and outside_transforms():
+    # Not in inference mode either, where enable_grad records no graph.
+    plain = outside_transforms() and not (torch.is_inference_mode_enabled() or x.is_inference())
+    if coloring.mode == "reverse" and plain:
         return _autograd_products(call, x, coloring, chunk_size)
     pieces = []
     if coloring.mode == "forward":
@@ -525,16 +536,19 @@ def _autograd_products(
     a tensor ``func`` closes over requires grad.
     """
     graph = torch.is_grad_enabled()
+    tracked = graph and x.requires_grad
     with torch.enable_grad():
-        leaf = x if graph and x.requires_grad else x.detach().requires_grad_()
+        # An alias of a tracked input, so that hooks registered on it do not run.
+        leaf = x.view_as(x) if tracked else x.detach().requires_grad_()
         output = call.func(leaf)
     not_transformed("func", in_transform(output), "sparse_jacobian")
     pattern_for_output(coloring.output_shape, output.shape, x.shape)
     plan = _plan(coloring, x.device, output.dtype)
-    create_graph = graph and (leaf is x or _reaches_other_leaf(output, leaf))
+    create_graph = tracked or (graph and _reaches_other_leaf(output, leaf))
     chunks = _chunks(plan, coloring.num_colors, chunk_size, output.dtype)
     pieces = []
     for c, (start, stop, seeds) in enumerate(chunks):
+        piece = None
         if output.requires_grad:
             (piece,) = torch.autograd.grad(
                 output,
@@ -543,10 +557,9 @@ def _autograd_products(
                 retain_graph=create_graph or c < len(chunks) - 1,
                 create_graph=create_graph,
                 allow_unused=True,
-                materialize_grads=True,
                 is_grads_batched=True,
             )
-        else:  # func ignores its input
+        if piece is None:  # the output does not depend on the input
             piece = x.new_zeros(stop - start, *x.shape)
         pieces.append(piece.reshape(stop - start, -1))
     return cat(pieces), output.dtype, plan
@@ -637,7 +650,8 @@ def sparse_jacobian(
         refused), ``sparsity`` is neither a JacobianColoring nor a bool Tensor of a strided,
         sparse COO or sparse CSR layout, ``strategy`` is not a string or ``chunk_size`` not an
         int; or if ``func`` calls a custom :class:`torch.autograd.Function` that lacks what
-        the mode needs (a ``jvp`` for forward mode, a vmap rule, ``setup_context``).
+        the mode needs: in forward mode a ``jvp``, a vmap rule and ``setup_context``; in
+        reverse mode the last two, inside a torch.func transform only.
     ValueError
         If ``inputs`` is on the meta device or ``func`` returns such a Tensor, ``sparsity``'s
         shape is not ``func(inputs).shape + inputs.shape`` (or a colouring's shapes differ), a
@@ -751,8 +765,9 @@ def sparse_hessian(
         ``inputs.shape + inputs.shape``, strided, sparse COO or (2-D) sparse CSR, which is
         star-coloured as by :func:`color_jacobian` with ``strategy='symmetric'``; or a
         colouring from :func:`color_jacobian` of such a pattern, then no colouring is done (the
-        way to compute Hessians of one pattern at many points). A ``'symmetric'`` colouring
-        needs fewest products; a ``'forward'`` or ``'reverse'`` one serves too. Entries
+        way to compute Hessians of one pattern at many points). ``strategy='symmetric'`` keeps
+        the fewer colours of a star and a column colouring; a ``'forward'`` or ``'reverse'``
+        colouring serves too. Entries
         outside the pattern must be zero: they are neither computed nor checked, and a nonzero
         there makes entries inside it wrong.
     chunk_size : int, optional
