@@ -320,14 +320,20 @@ def _make_coloring(
     return coloring
 
 
-def _check_symmetric(indices: Tensor, rows: Tensor, cols: Tensor, n: int) -> None:
-    """Refuse a pattern with an entry ``(i, j)`` but not ``(j, i)``, naming the first one."""
+def _first_unmirrored(rows: Tensor, cols: Tensor, n: int) -> int | None:
+    """Index of the first entry ``(i, j)`` of a coalesced square pattern without ``(j, i)``."""
     flat = rows * n + cols  # sorted: the entries are sorted row by row
     transposed = cols * n + rows
     found = torch.searchsorted(flat, transposed).clamp(max=max(flat.numel() - 1, 0))
     missing = (flat.index_select(0, found) != transposed).nonzero().flatten()
-    if missing.numel() > 0:
-        entry = indices[:, int(missing[0])].tolist()
+    return int(missing[0]) if missing.numel() > 0 else None
+
+
+def _check_symmetric(indices: Tensor, rows: Tensor, cols: Tensor, n: int) -> None:
+    """Refuse a pattern with an entry ``(i, j)`` but not ``(j, i)``, naming the first one."""
+    first = _first_unmirrored(rows, cols, n)
+    if first is not None:
+        entry = indices[:, first].tolist()
         half = len(entry) // 2
         symmetric_pattern(tuple(entry), tuple(entry[half:] + entry[:half]))
 
@@ -362,8 +368,8 @@ def _check_made_elsewhere(coloring: JacobianColoring) -> None:
     in_range = bool((flat < coloring.num_colors).all()) and bool((flat >= -1).all())
     if symmetric:
         n = math.prod(in_shape)
-        transposed = torch.sort(cols * n + rows).values
-        coloring_fields(torch.equal(transposed, rows * n + cols), "whose pattern is not symmetric")
+        symmetric_ok = _first_unmirrored(rows, cols, n) is None
+        coloring_fields(symmetric_ok, "whose pattern is not symmetric")
         valid = in_range and _coloring.is_star(rows, cols, flat, n, coloring.num_colors)
     else:
         valid = in_range and _coloring.is_valid(groups, members, flat, num_groups)
