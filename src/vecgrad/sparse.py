@@ -574,18 +574,18 @@ def _autograd_products(
 def _reaches_other_leaf(output: Tensor, leaf: Tensor) -> bool:
     """Whether ``output``'s graph reaches a tensor that requires grad other than ``leaf``."""
     seen: set[object] = set()
-    stack = [output.grad_fn]
+    stack = [] if output.grad_fn is None else [output.grad_fn]
     while stack:
         node = stack.pop()
-        if node is None or node in seen:
+        if node in seen:
             continue
         seen.add(node)
-        variable = getattr(node, "variable", None)  # set on the AccumulateGrad of a leaf
-        if variable is not None:
-            if variable is not leaf:
-                return True
-            continue
-        stack.extend(parent for parent, _ in node.next_functions)
+        parents = node.next_functions
+        if parents:
+            stack.extend([parent for parent, _ in parents if parent is not None])
+        # A node without parents is a leaf's AccumulateGrad (any other counts as foreign).
+        elif getattr(node, "variable", None) is not leaf:
+            return True
     return False
 
 
