@@ -136,9 +136,8 @@ sphinx_gallery_conf = {
     "download_all_examples": True,
     "remove_config_comments": True,
     "min_reported_time": 0,
-    # Examples run one after another: "parallel" re-imports torch per worker (3 s less for a cold
-    # build on 2 cores, 0.5 s more for every rebuild). No sg_execution_times pages: they load
-    # scripts from CDNs and change every run; each example page shows its own running time.
+    # "parallel" is set by _ext/vecgrad_docs.py. No sg_execution_times pages: they load scripts
+    # from CDNs and change every run; each example page shows its own running time.
     "write_computation_times": False,
     "show_signature": False,
     # Only printed output appears on the page; a trailing expression is never echoed.

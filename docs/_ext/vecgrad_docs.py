@@ -9,9 +9,10 @@
   build wrote (jdillard/sphinx-sitemap#13).
 - ``Callable[..., T]`` in signatures as it is spelt: Sphinx 9 writes ``Callable[[...], T]``.
 - myst-nb's ``nb_merge_streams`` made lossless (:func:`join_streams`).
-- Three speed devices, kept for the build goals: viewcode reads vecgrad's source without importing
-  torch, the notebook pages run while sphinx-gallery runs the examples, and the exit skips a final
-  garbage collection (benchmarks/docs_build.py measures them).
+- Four speed devices, kept for the build goals: viewcode reads vecgrad's source without importing
+  torch; the notebook pages run in one kernel while sphinx-gallery runs the examples, in two
+  worker processes when there are several; and the exit skips a final garbage collection
+  (benchmarks/docs_build.py measures them).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import gc
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -207,12 +209,40 @@ class _PageLog(logging.LoggerAdapter):
             self.logger.info(f"{self.extra['path']}: {msg}")
 
 
+# Run once in the pages' kernel: what every page may import, and the state a fresh kernel has.
+KERNEL_SETUP = """
+import os, sys, types, warnings
+get_ipython().run_line_magic("matplotlib", "inline")
+import matplotlib, matplotlib.pyplot, torch, vecgrad
+fresh = sys.modules["_vecgrad_fresh"] = types.ModuleType("_vecgrad_fresh")
+fresh.rc = {k: v for k, v in matplotlib.rcParams.items() if k != "backend"}
+fresh.filters, fresh.environ = list(warnings.filters), dict(os.environ)
+"""
+# Run before each page: a fresh kernel's names, state and counter, in the page's folder.
+KERNEL_RESET = """
+get_ipython().reset(new_session=True)
+import os, sys, warnings, matplotlib, matplotlib.pyplot, torch
+fresh = sys.modules["_vecgrad_fresh"]
+os.chdir({cwd!r}); os.environ.clear(); os.environ.update(fresh.environ)
+warnings.filters[:] = fresh.filters
+matplotlib.pyplot.close("all"); matplotlib.rcParams.update(fresh.rc)
+torch.set_default_dtype(torch.float32); torch.set_grad_enabled(True)
+torch.autograd.set_detect_anomaly(False); torch.set_printoptions(profile="default")
+get_ipython().reset(new_session=True)
+"""
+
+
 def run_pages_early(app: Sphinx) -> None:
     """Run the notebook pages this build must execute on a second thread, while sphinx-gallery
-    runs the examples on this one: jupyter-cache stores them, and reading finds them there.
+    runs the examples on this one, and store them in myst-nb's jupyter-cache: reading finds
+    them there.
 
-    Connected before sphinx-gallery's handler (conf.py lists this extension before it). Once
-    reading starts, the thread takes no new page; reading runs those left.
+    The pages share one kernel, which imports torch once instead of once a page: before each,
+    its names, execution counter, folder, default dtype, grad mode, warning filters and
+    matplotlib settings are reset to a fresh kernel's (``KERNEL_RESET``). A page that fails is
+    not stored, and reading runs it again in a kernel of its own and reports it. Connected
+    before sphinx-gallery's handler (conf.py lists this extension before it); reading waits
+    for the thread.
     """
     env, config = app.env, getattr(app.env, "mystnb_config", None)
     if app.builder.format != "html" or config is None or config.execution_mode != "cache":
@@ -225,28 +255,95 @@ def run_pages_early(app: Sphinx) -> None:
         if path.suffix == ".md"
         and _last_modified_time(path) > env.all_docs.get(env.path2doc(path) or "", 0)
     ]
-    stop = threading.Event()
+    if not pages:
+        return
 
     def run() -> None:
-        from myst_nb.core.execute import create_client
+        from jupyter_cache import get_cache
+        from jupyter_cache.base import CacheBundleIn
+        from jupyter_client.manager import KernelManager
         from myst_nb.core.read import create_nb_reader
+        from nbclient import NotebookClient
+        from nbformat import v4
 
-        for path in pages:
-            text = path.read_text(encoding="utf-8")
-            reader = create_nb_reader(str(path), env.myst_config, config, text)
-            if stop.is_set() or reader is None:
-                continue
-            log = _PageLog(sphinx_logging.getLogger(__name__), {"path": path})
-            with (
-                contextlib.suppress(Exception),
-                create_client(reader.read(text), str(path), config, log, reader.read_fmt),
-            ):
-                pass
+        cache, kernel = get_cache(config.execution_cache_path or ".jupyter_cache"), None
+        setup = KERNEL_SETUP
+        try:
+            for path in pages:
+                text = path.read_text(encoding="utf-8")
+                reader = create_nb_reader(str(path), env.myst_config, config, text)
+                if reader is None:
+                    continue
+                notebook = reader.read(text)
+                with contextlib.suppress(KeyError):
+                    cache.match_cache_notebook(notebook)
+                    continue  # stored by an earlier build
+                if kernel is None:
+                    kernel = KernelManager(kernel_name=notebook.metadata.kernelspec.name)
+                    # nbclient's own kernels keep their history in memory too.
+                    kernel.start_kernel(extra_arguments=["--HistoryManager.hist_file=:memory:"])
+                # The page's cells after one that makes the kernel fresh, dropped afterwards.
+                run = copy.deepcopy(notebook)
+                reset = setup + KERNEL_RESET.format(cwd=str(path.parent))
+                run.cells.insert(0, v4.new_code_cell(reset))
+                log = _PageLog(sphinx_logging.getLogger(__name__), {"path": path})
+                log.info("Executing notebook in the pages' kernel")
+                start = time.perf_counter()
+                client = NotebookClient(
+                    run, km=kernel, timeout=config.execution_timeout, record_timing=False
+                )
+                try:
+                    client.execute()
+                except Exception:  # reported when reading runs the page again
+                    kernel.restart_kernel(now=True)
+                    setup = KERNEL_SETUP
+                    continue
+                finally:
+                    if client.kc is not None:
+                        client.kc.stop_channels()
+                setup, seconds = "", time.perf_counter() - start
+                del run.cells[0]  # with the kernel's language_info, as stored by myst-nb
+                for cell in run.cells:  # nbclient counted the first cell
+                    if cell.get("execution_count"):
+                        cell.execution_count -= 1
+                uri = cache.add_nb_to_project(str(path), read_data=reader.read_fmt).uri
+                bundle = CacheBundleIn(run, uri, data={"execution_seconds": seconds})
+                cache.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
+                log.info(f"Executed notebook in {seconds:.2f} seconds")
+        except Exception as err:  # the pages left run when read
+            sphinx_logging.getLogger(__name__).info(f"the pages' kernel stopped: {err!r}")
+        finally:
+            if kernel is not None and kernel.has_kernel:
+                kernel.shutdown_kernel(now=True)
 
     thread = threading.Thread(target=run, name="vecgrad-pages", daemon=True)
     thread.start()
-    # The page being run finishes before Sphinx forks its reading processes.
-    app.connect("env-before-read-docs", lambda *_: (stop.set(), thread.join()))
+    # The pages are stored before Sphinx reads them (and forks its reading processes).
+    app.connect("env-before-read-docs", lambda *_: thread.join())
+
+
+def parallel_examples(app: Sphinx) -> None:
+    """sphinx-gallery's two worker processes (``parallel``) when more than three examples must
+    run, as in a cold build, beside the pages' kernel (36 s instead of 42 s on 2 cores); else
+    the examples run in this process, as each worker imports torch and starts even when it has
+    nothing to run (an edited example took 11 s instead of 7 s).
+
+    Set here, not in conf.py: a value that differs between builds would make Sphinx write
+    every page again.
+    """
+    conf = getattr(app.config, "sphinx_gallery_conf", None)
+    if app.builder.format != "html" or conf is None:
+        return
+    from sphinx_gallery.utils import get_md5sum
+
+    stale = 0
+    for examples, gallery in zip(conf["examples_dirs"], conf["gallery_dirs"], strict=True):
+        src, out = Path(app.srcdir, examples), Path(app.srcdir, gallery)
+        for path in src.glob("**/plot_*.py"):
+            md5 = out / f"{path.relative_to(src)}.md5"  # written once an example has run
+            stale += not md5.is_file() or md5.read_text() != get_md5sum(path, mode="t")
+    if stale > 3:
+        conf["parallel"] = 2
 
 
 Output = MutableMapping[str, Any]
@@ -296,6 +393,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     install_stream_merge()
     app.connect("builder-inited", copy_mathjax)
     app.connect("builder-inited", run_pages_early)
+    app.connect("builder-inited", parallel_examples)
     app.connect("viewcode-find-source", vecgrad_source)
     app.connect("doctree-read", describe_object_page)
     app.connect("doctree-read", ellipsis_callables)
