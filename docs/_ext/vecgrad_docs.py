@@ -279,7 +279,12 @@ def run_pages_early(app: Sphinx) -> None:
                     cache.match_cache_notebook(notebook)
                     continue  # stored by an earlier build
                 if kernel is None:
-                    kernel = KernelManager(kernel_name=notebook.metadata.kernelspec.name)
+                    # nbclient awaits its client: a blocking one waits for the kernel's next
+                    # message with no timeout, forever once the kernel has died.
+                    kernel = KernelManager(
+                        kernel_name=notebook.metadata.kernelspec.name,
+                        client_class="jupyter_client.asynchronous.AsyncKernelClient",
+                    )
                     # nbclient's own kernels keep their history in memory too.
                     kernel.start_kernel(extra_arguments=["--HistoryManager.hist_file=:memory:"])
                 # The page's cells after one that makes the kernel fresh, dropped afterwards.

@@ -49,7 +49,8 @@ print("state:", "leak" in dir(), torch.get_default_dtype(), torch.is_grad_enable
 
 def build(src: Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "sphinx", "-b", "html", str(src), str(src / "_build")]
-    return subprocess.run(command, capture_output=True, text=True, check=False)
+    # A hung build fails here instead of stalling the tests.
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +79,21 @@ def test_pages_ran_in_the_shared_kernel_and_were_read_from_the_cache(
     assert "using local CWD" not in site[1]  # myst-nb ran no page itself
 
 
-def test_a_raising_page_fails_the_build_with_its_traceback(site: tuple[Path, str]) -> None:
-    src = site[0]
-    (src / "b_raise.md").write_text(PAGE.format(code="1 / 0"), encoding="utf-8")
-    result = build(src)
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("1 / 0", "ZeroDivisionError"),
+        ("os._exit(1)", "DeadKernelError"),  # nbclient once waited forever for its output
+    ],
+)
+def test_a_failing_page_fails_the_build_with_its_traceback(
+    site: tuple[Path, str], code: str, error: str
+) -> None:
+    page = site[0] / "b_fail.md"
+    page.write_text(PAGE.format(code=code), encoding="utf-8")
+    try:
+        result = build(site[0])
+    finally:
+        page.unlink()
     assert result.returncode != 0
-    assert "ZeroDivisionError" in result.stdout + result.stderr
+    assert error in result.stdout + result.stderr
