@@ -57,9 +57,12 @@ def build(src: Path) -> subprocess.CompletedProcess[str]:
 def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     src = tmp_path_factory.mktemp("site")
     (src / "conf.py").write_text(CONF, encoding="utf-8")
-    (src / "index.md").write_text("# Pages\n\n```{toctree}\na_change\nc_state\n```\n")
+    (src / "index.md").write_text("# Pages\n\n```{toctree}\na_change\nc_state\nd_temp\n```\n")
     (src / "a_change.md").write_text(PAGE.format(code=CHANGE), encoding="utf-8")
     (src / "c_state.md").write_text(PAGE.format(code=STATE), encoding="utf-8")
+    # A page's own settings: myst-nb runs it in a temporary folder, as it reads it.
+    temp = PAGE.replace("---\n#", "mystnb: {{execution_in_temp: true}}\n---\n#")
+    (src / "d_temp.md").write_text(temp.format(code="print('in', os.getcwd())"), "utf-8")
     result = build(src)
     assert result.returncode == 0, result.stdout + result.stderr
     return src, result.stdout
@@ -77,6 +80,15 @@ def test_pages_ran_in_the_shared_kernel_and_were_read_from_the_cache(
         assert f"{page}.md: Executing notebook in the pages' kernel" in site[1]
         assert f"{page}.md: Using cached notebook" in site[1]
     assert "using local CWD" not in site[1]  # myst-nb ran no page itself
+
+
+def test_a_page_with_its_own_execution_settings_is_left_to_myst_nb(
+    site: tuple[Path, str],
+) -> None:
+    assert "d_temp.md: Executing notebook in the pages' kernel" not in site[1]
+    assert "d_temp.md: Executing notebook using temporary CWD" in site[1]
+    html = (site[0] / "_build" / "d_temp.html").read_text(encoding="utf-8")
+    assert f"in {site[0]}<" not in html
 
 
 @pytest.mark.parametrize(
