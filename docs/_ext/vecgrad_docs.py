@@ -25,7 +25,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable, MutableMapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from docutils import nodes
@@ -240,7 +240,9 @@ def run_pages_early(app: Sphinx) -> None:
     The pages share one kernel, which imports torch once instead of once a page: before each,
     its names, execution counter, folder, default dtype, grad mode, warning filters and
     matplotlib settings are reset to a fresh kernel's (``KERNEL_RESET``). A page that fails is
-    not stored, and reading runs it again in a kernel of its own and reports it. Connected
+    not stored, and reading runs it again in a kernel of its own and reports it. Pages that
+    myst-nb would not run in a plain kernel of the first page's kind (their own ``mystnb``
+    settings, ``execution_in_temp``, an excluded or other kernel) are left to it. Connected
     before sphinx-gallery's handler (conf.py lists this extension before it); reading waits
     for the thread.
     """
@@ -275,11 +277,36 @@ def run_pages_early(app: Sphinx) -> None:
                 if reader is None:
                     continue
                 notebook = reader.read(text)
+                # As myst-nb runs it (its page settings, kernel); else myst-nb runs it when read.
+                overrides = dict(notebook.metadata.get(config.metadata_key, {}))
+                overrides.pop("output_folder", None)  # as myst-nb: not set by a page
+                try:
+                    page = config.copy(**overrides)
+                except Exception:  # myst-nb warns when it reads the page
+                    continue
+                name = notebook.metadata.get("kernelspec", {}).get("name")
+                if (
+                    page.execution_mode != "cache"
+                    or page.execution_in_temp
+                    or page.kernel_rgx_aliases
+                    or "execution" in notebook.metadata  # jupyter-cache's own overrides
+                    or any(
+                        PurePosixPath(path.as_posix()).match(p)
+                        for p in page.execution_excludepatterns
+                    )
+                    or name != (kernel.kernel_name if kernel else name)
+                ):
+                    continue
                 with contextlib.suppress(KeyError):
                     cache.match_cache_notebook(notebook)
                     continue  # stored by an earlier build
                 if kernel is None:
-                    kernel = KernelManager(kernel_name=notebook.metadata.kernelspec.name)
+                    # nbclient awaits its client: a blocking one waits for the kernel's next
+                    # message with no timeout, forever once the kernel has died.
+                    kernel = KernelManager(
+                        kernel_name=notebook.metadata.kernelspec.name,
+                        client_class="jupyter_client.asynchronous.AsyncKernelClient",
+                    )
                     # nbclient's own kernels keep their history in memory too.
                     kernel.start_kernel(extra_arguments=["--HistoryManager.hist_file=:memory:"])
                 # The page's cells after one that makes the kernel fresh, dropped afterwards.
@@ -290,7 +317,11 @@ def run_pages_early(app: Sphinx) -> None:
                 log.info("Executing notebook in the pages' kernel")
                 start = time.perf_counter()
                 client = NotebookClient(
-                    run, km=kernel, timeout=config.execution_timeout, record_timing=False
+                    run,
+                    km=kernel,
+                    timeout=page.execution_timeout,
+                    allow_errors=page.execution_allow_errors,
+                    record_timing=False,
                 )
                 try:
                     client.execute()

@@ -49,16 +49,20 @@ print("state:", "leak" in dir(), torch.get_default_dtype(), torch.is_grad_enable
 
 def build(src: Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "sphinx", "-b", "html", str(src), str(src / "_build")]
-    return subprocess.run(command, capture_output=True, text=True, check=False)
+    # A hung build fails here instead of stalling the tests.
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     src = tmp_path_factory.mktemp("site")
     (src / "conf.py").write_text(CONF, encoding="utf-8")
-    (src / "index.md").write_text("# Pages\n\n```{toctree}\na_change\nc_state\n```\n")
+    (src / "index.md").write_text("# Pages\n\n```{toctree}\na_change\nc_state\nd_temp\n```\n")
     (src / "a_change.md").write_text(PAGE.format(code=CHANGE), encoding="utf-8")
     (src / "c_state.md").write_text(PAGE.format(code=STATE), encoding="utf-8")
+    # A page's own settings: myst-nb runs it in a temporary folder, as it reads it.
+    temp = PAGE.replace("---\n#", "mystnb: {{execution_in_temp: true}}\n---\n#")
+    (src / "d_temp.md").write_text(temp.format(code="print('in', os.getcwd())"), "utf-8")
     result = build(src)
     assert result.returncode == 0, result.stdout + result.stderr
     return src, result.stdout
@@ -78,9 +82,30 @@ def test_pages_ran_in_the_shared_kernel_and_were_read_from_the_cache(
     assert "using local CWD" not in site[1]  # myst-nb ran no page itself
 
 
-def test_a_raising_page_fails_the_build_with_its_traceback(site: tuple[Path, str]) -> None:
-    src = site[0]
-    (src / "b_raise.md").write_text(PAGE.format(code="1 / 0"), encoding="utf-8")
-    result = build(src)
+def test_a_page_with_its_own_execution_settings_is_left_to_myst_nb(
+    site: tuple[Path, str],
+) -> None:
+    assert "d_temp.md: Executing notebook in the pages' kernel" not in site[1]
+    assert "d_temp.md: Executing notebook using temporary CWD" in site[1]
+    html = (site[0] / "_build" / "d_temp.html").read_text(encoding="utf-8")
+    assert f"in {site[0]}<" not in html
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("1 / 0", "ZeroDivisionError"),
+        ("os._exit(1)", "DeadKernelError"),  # nbclient once waited forever for its output
+    ],
+)
+def test_a_failing_page_fails_the_build_with_its_traceback(
+    site: tuple[Path, str], code: str, error: str
+) -> None:
+    page = site[0] / "b_fail.md"
+    page.write_text(PAGE.format(code=code), encoding="utf-8")
+    try:
+        result = build(site[0])
+    finally:
+        page.unlink()
     assert result.returncode != 0
-    assert "ZeroDivisionError" in result.stdout + result.stderr
+    assert error in result.stdout + result.stderr
