@@ -211,23 +211,31 @@ class _PageLog(logging.LoggerAdapter):
 
 # Run once in the pages' kernel: what every page may import, and the state a fresh kernel has.
 KERNEL_SETUP = """
-import os, sys, types, warnings
+import logging, os, sys, types, warnings
 get_ipython().run_line_magic("matplotlib", "inline")
-import matplotlib, matplotlib.pyplot, torch, vecgrad
+import matplotlib, matplotlib.pyplot, numpy, torch, vecgrad
 fresh = sys.modules["_vecgrad_fresh"] = types.ModuleType("_vecgrad_fresh")
 fresh.rc = {k: v for k, v in matplotlib.rcParams.items() if k != "backend"}
-fresh.filters, fresh.environ = list(warnings.filters), dict(os.environ)
+fresh.filters, fresh.environ, fresh.path = list(warnings.filters), dict(os.environ), list(sys.path)
+fresh.numpy, fresh.threads = numpy.get_printoptions(), torch.get_num_threads()
+fresh.log = logging.root.level, list(logging.root.handlers)
 """
-# Run before each page: a fresh kernel's names, state and counter, in the page's folder.
+# Run before each page: a fresh kernel's names, counter and settings, in the page's folder. Not
+# covered: other process-wide state a page changes, threads it leaves running, and modules an
+# earlier page imported (a page that uses one without importing it runs here, not alone).
 KERNEL_RESET = """
 get_ipython().reset(new_session=True)
-import os, sys, warnings, matplotlib, matplotlib.pyplot, torch
+import logging, os, sys, warnings, matplotlib, matplotlib.pyplot, numpy, torch
 fresh = sys.modules["_vecgrad_fresh"]
 os.chdir({cwd!r}); os.environ.clear(); os.environ.update(fresh.environ)
-warnings.filters[:] = fresh.filters
+sys.path[:], warnings.filters[:] = fresh.path, fresh.filters
+logging.root.setLevel(fresh.log[0]); logging.root.handlers[:] = fresh.log[1]
 matplotlib.pyplot.close("all"); matplotlib.rcParams.update(fresh.rc)
-torch.set_default_dtype(torch.float32); torch.set_grad_enabled(True)
-torch.autograd.set_detect_anomaly(False); torch.set_printoptions(profile="default")
+numpy.set_printoptions(**fresh.numpy); get_ipython().run_line_magic("precision", "")
+torch.set_default_dtype(torch.float32); torch.set_default_device(None)
+torch.set_grad_enabled(True); torch.autograd.set_detect_anomaly(False)
+torch.set_num_threads(fresh.threads); torch.set_float32_matmul_precision("highest")
+torch.use_deterministic_algorithms(False); torch.set_printoptions(profile="default")
 get_ipython().reset(new_session=True)
 """
 
@@ -238,8 +246,11 @@ def run_pages_early(app: Sphinx) -> None:
     them there.
 
     The pages share one kernel, which imports torch once instead of once a page: before each,
-    its names, execution counter, folder, default dtype, grad mode, warning filters and
-    matplotlib settings are reset to a fresh kernel's (``KERNEL_RESET``). A page that fails is
+    its names, execution counter, folder, environment, ``sys.path``, warning filters, logging,
+    print options, matplotlib figures and settings, and torch's default dtype and device, grad
+    and anomaly modes, threads, matmul precision and determinism are reset to a fresh kernel's
+    (``KERNEL_RESET``, which says what it does not cover; the eight pages of the site give the
+    same output either way, timings aside). A page that fails is
     not stored, and reading runs it again in a kernel of its own and reports it. Pages that
     myst-nb would not run in a plain kernel of the first page's kind (their own ``mystnb``
     settings, ``execution_in_temp``, an excluded or other kernel) are left to it. Connected

@@ -30,18 +30,19 @@ kernelspec: {{name: python3, display_name: Python 3}}
 # Page
 
 ```{{code-cell}} ipython3
-import os, warnings, matplotlib, torch
+import os, sys, warnings, matplotlib, torch
 {code}
 ```
 """
 CHANGE = """\
 leak = 1
-torch.set_default_dtype(torch.float64); torch.set_grad_enabled(False)
+torch.set_default_dtype(torch.float64); torch.set_grad_enabled(False); torch.set_num_threads(3)
 warnings.simplefilter("error"); matplotlib.rcParams["lines.linewidth"] = 9
-os.chdir(os.sep); os.environ["VECGRAD_LEAK"] = "1"
+os.chdir(os.sep); os.environ["VECGRAD_LEAK"] = "1"; sys.path.append("leak")
 """
 STATE = """\
 print("state:", "leak" in dir(), torch.get_default_dtype(), torch.is_grad_enabled(),
+      torch.get_num_threads() != 3, "leak" in sys.path,
       ("error", None, Warning, None, 0) in warnings.filters, matplotlib.rcParams["lines.linewidth"],
       os.path.basename(os.getcwd()), "VECGRAD_LEAK" in os.environ)
 """
@@ -70,7 +71,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def test_each_page_starts_as_in_a_fresh_kernel(site: tuple[Path, str]) -> None:
     html = (site[0] / "_build" / "c_state.html").read_text(encoding="utf-8")
-    assert f"state: False torch.float32 True False 1.5 {site[0].name} False" in html
+    assert f"state: False torch.float32 True True False False 1.5 {site[0].name} False" in html
 
 
 def test_pages_ran_in_the_shared_kernel_and_were_read_from_the_cache(
