@@ -249,13 +249,12 @@ def run_pages_early(app: Sphinx) -> None:
     its names, execution counter, folder, environment, ``sys.path``, warning filters, logging,
     print options, matplotlib figures and settings, and torch's default dtype and device, grad
     and anomaly modes, threads, matmul precision and determinism are reset to a fresh kernel's
-    (``KERNEL_RESET``, which says what it does not cover; the eight pages of the site give the
-    same output either way, timings aside). A page that fails is
-    not stored, and reading runs it again in a kernel of its own and reports it. Pages that
-    myst-nb would not run in a plain kernel of the first page's kind (their own ``mystnb``
-    settings, ``execution_in_temp``, an excluded or other kernel) are left to it. Connected
-    before sphinx-gallery's handler (conf.py lists this extension before it); reading waits
-    for the thread.
+    (``KERNEL_RESET``, which says what it does not cover; the site's pages give the same output
+    either way, timings aside). A page that fails is not stored, and reading runs it again in a
+    kernel of its own and reports it. Pages that myst-nb would not run in a plain kernel of the
+    first page's kind (their own ``mystnb`` settings, ``execution_in_temp``, an excluded or
+    other kernel) are left to it. Connected before sphinx-gallery's handler (conf.py lists this
+    extension before it); reading waits for the thread.
     """
     env, config = app.env, getattr(app.env, "mystnb_config", None)
     if app.builder.format != "html" or config is None or config.execution_mode != "cache":
