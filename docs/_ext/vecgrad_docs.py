@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
-import logging
 import shutil
 import threading
 import time
@@ -200,15 +199,6 @@ def vecgrad_source(app: Sphinx, modname: str) -> tuple[str, dict[str, Any]] | No
     return analyzer.code, analyzer.tags
 
 
-class _PageLog(logging.LoggerAdapter):
-    """myst-nb's messages for a page run early, warnings as information: a page that fails is
-    run again when read, and reported then."""
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if level >= logging.INFO:
-            self.logger.info(f"{self.extra['path']}: {msg}")
-
-
 # Run once in the pages' kernel: what every page may import, and the state a fresh kernel has.
 KERNEL_SETUP = """
 import logging, os, sys, types, warnings
@@ -279,6 +269,7 @@ def run_pages_early(app: Sphinx) -> None:
         from nbformat import v4
 
         cache, kernel = get_cache(config.execution_cache_path or ".jupyter_cache"), None
+        log = sphinx_logging.getLogger(__name__)
         setup = KERNEL_SETUP
         try:
             for path in pages:
@@ -314,7 +305,7 @@ def run_pages_early(app: Sphinx) -> None:
                     # nbclient awaits its client: a blocking one waits for the kernel's next
                     # message with no timeout, forever once the kernel has died.
                     kernel = KernelManager(
-                        kernel_name=notebook.metadata.kernelspec.name,
+                        kernel_name=name,
                         client_class="jupyter_client.asynchronous.AsyncKernelClient",
                     )
                     # nbclient's own kernels keep their history in memory too.
@@ -323,8 +314,7 @@ def run_pages_early(app: Sphinx) -> None:
                 run = copy.deepcopy(notebook)
                 reset = setup + KERNEL_RESET.format(cwd=str(path.parent))
                 run.cells.insert(0, v4.new_code_cell(reset))
-                log = _PageLog(sphinx_logging.getLogger(__name__), {"path": path})
-                log.info("Executing notebook in the pages' kernel")
+                log.info(f"{path}: Executing notebook in the pages' kernel")
                 start = time.perf_counter()
                 client = NotebookClient(
                     run,
@@ -350,9 +340,9 @@ def run_pages_early(app: Sphinx) -> None:
                 uri = cache.add_nb_to_project(str(path), read_data=reader.read_fmt).uri
                 bundle = CacheBundleIn(run, uri, data={"execution_seconds": seconds})
                 cache.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
-                log.info(f"Executed notebook in {seconds:.2f} seconds")
+                log.info(f"{path}: Executed notebook in {seconds:.2f} seconds")
         except Exception as err:  # the pages left run when read
-            sphinx_logging.getLogger(__name__).info(f"the pages' kernel stopped: {err!r}")
+            log.info(f"the pages' kernel stopped: {err!r}")
         finally:
             if kernel is not None and kernel.has_kernel:
                 kernel.shutdown_kernel(now=True)

@@ -773,9 +773,8 @@ def sparse_hessian(
         colouring from :func:`color_jacobian` of such a pattern, then no colouring is done (the
         way to compute Hessians of one pattern at many points). ``strategy='symmetric'`` keeps
         the fewer colours of a star and a column colouring; a ``'forward'`` or ``'reverse'``
-        colouring serves too. Entries
-        outside the pattern must be zero: they are neither computed nor checked, and a nonzero
-        there makes entries inside it wrong.
+        colouring serves too. Entries outside the pattern must be zero: they are neither
+        computed nor checked, and a nonzero there makes entries inside it wrong.
     chunk_size : int, optional
         Largest number of Hessian-vector products (colours) computed at once, to bound memory;
         by default all at once.
