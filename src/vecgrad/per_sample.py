@@ -21,6 +21,7 @@ from vecgrad._checks import (
     samples,
     scalar_output,
 )
+from vecgrad._compat import batched_grad
 from vecgrad._models import split, unchanged
 
 
@@ -111,14 +112,12 @@ def loss_jacobian(
     chunks = spans(n, chunk_size)
     pieces = []
     for c, (start, stop) in enumerate(chunks):
-        grads = torch.autograd.grad(
+        grads = batched_grad(
             losses,
             tensors,
-            grad_outputs=one_hots(start, stop, 0, (n,), losses),
+            one_hots(start, stop, 0, (n,), losses),
             retain_graph=retain_graph or create_graph or c < len(chunks) - 1,
             create_graph=create_graph,
-            allow_unused=True,
-            is_grads_batched=True,
         )
         pieces.append(
             [

@@ -41,7 +41,12 @@ from vecgrad._checks import (
     square_pattern,
     symmetric_pattern,
 )
-from vecgrad._compat import ensure_forward_ad, forward_over_reverse, outside_transforms
+from vecgrad._compat import (
+    batched_grad,
+    ensure_forward_ad,
+    forward_over_reverse,
+    outside_transforms,
+)
 from vecgrad._memory import in_transform
 
 # The rule of vg.jacobian's 'auto' (reverse mode when m <= n) and its shape-only evaluation,
@@ -556,14 +561,12 @@ def _autograd_products(
     for c, (start, stop, seeds) in enumerate(chunks):
         piece = None
         if output.requires_grad:
-            (piece,) = torch.autograd.grad(
+            (piece,) = batched_grad(
                 output,
-                leaf,
+                (leaf,),
                 seeds.view(stop - start, *output.shape),
                 retain_graph=create_graph or c < len(chunks) - 1,
                 create_graph=create_graph,
-                allow_unused=True,
-                is_grads_batched=True,
             )
         if piece is None:  # the output does not depend on the input
             piece = x.new_zeros(stop - start, *x.shape)
