@@ -1,10 +1,13 @@
-"""The API pages of the built site: signatures read as plain types, types link to their docs."""
+"""The API pages of the built site: signatures read as plain types, types link to their docs,
+and each module's source page shows the module as it is."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from bs4 import BeautifulSoup
-from vecgrad_site import no_problems
+from vecgrad_site import ROOT, no_problems, parse
 
 # What leaks when autodoc cannot turn an annotation into a type name.
 LEAKS = ("TypeAliasForwardRef", "ForwardRef(", "<class ", "typing.", "~")
@@ -62,3 +65,23 @@ def test_signature_types_link_to_their_docs(parsed_pages: dict[str, BeautifulSou
     assert signature is not None
     links = [a.get("href") for a in signature.select("a")]
     assert "https://docs.pytorch.org/docs/stable/tensors.html#torch.Tensor" in links
+
+
+def test_module_pages_show_the_current_source(site_dir: Path) -> None:
+    """viewcode's page of each module (``[source]``) shows the file as it is now, also after an
+    incremental build, which writes again only the pages whose module or API pages changed."""
+    modules = site_dir / "_modules/vecgrad"
+    pages, stale = sorted(modules.rglob("*.html")), []
+    for page in pages:
+        html = parse(page)
+        for link in html.select("a.viewcode-back"):  # the [docs] links viewcode adds
+            link.decompose()
+        shown = html.select_one("div.highlight pre")
+        source = ROOT / "src/vecgrad" / page.relative_to(modules).with_suffix(".py")
+        lines = [
+            [line for line in text.splitlines() if line.strip()]
+            for text in (shown.get_text() if shown else "", source.read_text(encoding="utf-8"))
+        ]
+        stale += [] if lines[0] == lines[1] else [f"{page.relative_to(site_dir)}"]
+    no_problems(stale, "module pages that differ from their module")
+    assert pages, f"no module page under {modules}"
