@@ -9,7 +9,6 @@ from typing import Any, cast
 
 import torch
 from torch import Tensor
-from torch.autograd.graph import _engine_run_backward
 from torch.overrides import has_torch_function
 
 
@@ -58,14 +57,16 @@ def outside_transforms() -> bool:
     return torch._C._functorch.peek_interpreter_stack() is None
 
 
-# The legacy vmap that torch.autograd.grad batches its backward pass with; None where this
-# torch no longer has it, and batched_grad goes through torch.autograd.grad.
+# What torch.autograd.grad batches its backward pass with: the legacy vmap and the engine's
+# entry point. None where this torch lacks one, and batched_grad makes the public call.
 _LEGACY_VMAP = (
     getattr(torch._C, "_vmapmode_increment_nesting", None),
     getattr(torch._C, "_vmapmode_decrement_nesting", None),
     getattr(torch, "_add_batch_dim", None),
     getattr(torch, "_remove_batch_dim", None),
 )
+_engine_run_backward = getattr(torch.autograd.graph, "_engine_run_backward", None)
+_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
 
 
 def batched_grad(
@@ -82,15 +83,21 @@ def batched_grad(
     torch.autograd.grad does it in Python around the engine: pytree flattening, checks of
     arguments that vecgrad has already checked, the legacy vmap's wrapper, about 0.1 ms a call
     (a sixth of a reused sparse Jacobian of 4096 inputs). The same engine call under the same
-    legacy vmap is made here directly, for plain Tensors; tensor subclasses with
-    ``__torch_function__``, and a torch without these private functions, take the public call.
+    legacy vmap is made here directly, for plain Tensors. Tensor subclasses with
+    ``__torch_function__``, code that torch.compile traces (which would stop inside the vmap
+    and leave its level raised) and a torch without these private functions take the public
+    call. The caller guarantees what torch.autograd.grad would check: at least one input and
+    one row, rows of the output's shape and dtype.
     """
     increment, decrement, add_batch_dim, remove_batch_dim = _LEGACY_VMAP
+    engine = _engine_run_backward
     if (
         increment is None
         or decrement is None
         or add_batch_dim is None
         or remove_batch_dim is None
+        or engine is None
+        or _is_compiling()
         or has_torch_function((outputs, *inputs, grad_outputs))
     ):
         return torch.autograd.grad(
@@ -105,7 +112,7 @@ def batched_grad(
     level = increment()
     try:
         batched = add_batch_dim(grad_outputs, 0, level)
-        grads = _engine_run_backward(
+        grads = engine(
             (outputs,), (batched,), retain_graph, create_graph, inputs, True, accumulate_grad=False
         )
         n = grad_outputs.shape[0]
