@@ -82,6 +82,7 @@ def test_module_pages_show_the_current_source(site_dir: Path) -> None:
             [line for line in text.splitlines() if line.strip()]
             for text in (shown.get_text() if shown else "", source.read_text(encoding="utf-8"))
         ]
-        stale += [] if lines[0] == lines[1] else [f"{page.relative_to(site_dir)}"]
+        if lines[0] != lines[1]:
+            stale.append(page.relative_to(site_dir).as_posix())
     no_problems(stale, "module pages that differ from their module")
     assert pages, f"no module page under {modules}"
