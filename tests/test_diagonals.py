@@ -126,6 +126,26 @@ def test_chunk_size_changes_nothing(case: Square, chunk_size: int) -> None:
     assert_close(chunked, whole)
 
 
+@pytest.mark.parametrize("of", ["jacobian", "hessian"])
+def test_a_chunk_keeps_only_its_diagonal(of: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Memory for chunk_size products, as documented: no piece may hold on to its chunk's
+    # (chunk_size, n) products until they are put together, n^2 elements in all.
+    pieces: list[Tensor] = []
+
+    def spy(parts: list[Tensor], dim: int = 0) -> Tensor:
+        pieces.extend(parts)
+        return torch.cat(tuple(parts), dim)
+
+    monkeypatch.setattr("vecgrad.estimators.cat", spy)
+    x = rand(6)
+    func = (lambda t: t**3 + t.roll(1)) if of == "jacobian" else (lambda t: (t**3).sum())
+    diag = vg.diagonal(func, x, of=of, chunk_size=2)
+    assert_close(diag, 3 * x**2 if of == "jacobian" else 6 * x)
+    assert len(pieces) == 3
+    for piece in pieces:
+        assert piece.untyped_storage().nbytes() == piece.numel() * piece.element_size()
+
+
 @pytest.mark.parametrize("case", [c for c in CASES if c.elementwise], ids=str)
 def test_elementwise_takes_one_pass(case: Square) -> None:
     func, calls = counting(case.func)

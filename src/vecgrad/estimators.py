@@ -385,8 +385,10 @@ def diagonal(
          - :math:`\mathbf{1}_c`, one on colour :math:`c`; keeps its elements
 
     The default costs what ``jacobian(func, inputs, strategy='forward')`` or
-    :func:`hessian` costs, with memory for ``chunk_size`` products (:math:`n` by default)
-    rather than the whole matrix. With colours, :math:`(A \mathbf{1}_c)_i = \sum_{j:\,c_j = c}
+    :func:`hessian` costs. Its memory is that of ``chunk_size`` products of :math:`n` elements
+    at a time: by default all :math:`n` of them, as much as the whole matrix; a smaller
+    ``chunk_size`` bounds it, and each chunk keeps only its :math:`\operatorname{chunk\_size}`
+    diagonal entries. With colours, :math:`(A \mathbf{1}_c)_i = \sum_{j:\,c_j = c}
     A_{ij}`, which is :math:`A_{ii}` for every :math:`i` of colour :math:`c` when no other
     element of that colour influences output :math:`i`. A colouring of the columns of the
     sparsity pattern (columns of one colour share no row, as used to compress sparse
@@ -461,7 +463,9 @@ def _diagonal(product: Product, x: Tensor, groups: Tensor | None, chunk_size: in
         (products,) = batched(tangents)
         flat = products.reshape(stop - start, n)
         if groups is None:
-            pieces.append(flat.diagonal(start))  # element start + r of product r
+            # Element start + r of product r, copied: a view would keep every chunk's
+            # products alive until the end, n^2 elements in all.
+            pieces.append(flat.diagonal(start).clone())
         else:
             elements = slice(starts[start], starts[stop])
             pieces.append(flat[members[elements] - start, order[elements]])
