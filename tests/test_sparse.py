@@ -588,8 +588,15 @@ def test_no_graph_under_no_grad() -> None:
 
 # -- Inside torch.func transforms ----------------------------------------------------------------
 
-REFUSED_INPUTS = r"`inputs` must not be transformed by torch\.func .* use vecgrad\.jacobian"
+REFUSED_INPUTS = r"`inputs` must not be transformed by torch\.func .*got inputs under a transform"
 REFUSED_FUNC = r"`func` must not be transformed by torch\.func .*tensors it closes over"
+# What each function's refusal says of calling it outside the transform, and of the alternative.
+OUTSIDE = {
+    "sparse_jacobian": r"\(its results carry the autograd graph\), or use vecgrad\.jacobian, "
+    r"which gives a dense Jacobian inside one\.$",
+    "jacobian_sparsity": r"\(a pattern is a constant, found once for every point\), or use "
+    r"vecgrad\.jacobian, whose entries != 0 give a pattern inside one\.$",
+}
 
 
 @pytest.mark.parametrize(
@@ -607,7 +614,7 @@ def test_refused_inside_transforms(transform: Callable[..., Func], name: str) ->
         return vg.jacobian_sparsity(torch.sin, t).values().sum().to(t.dtype)
 
     x = point(3, 0)
-    with pytest.raises(ValueError, match=rf"^vecgrad\.{name}: {REFUSED_INPUTS}"):
+    with pytest.raises(ValueError, match=rf"^vecgrad\.{name}: {REFUSED_INPUTS}.*{OUTSIDE[name]}"):
         transform(inner)(x if transform is not torch.func.vmap else x.expand(2, 3))
 
 
@@ -621,8 +628,53 @@ def test_refused_when_func_closes_over_transformed_tensors(name: str) -> None:
             return vg.sparse_jacobian(lambda t: scale * t, x, sparsity=eye).values()
         return vg.jacobian_sparsity(lambda t: scale * t, x).values().to(x.dtype)
 
-    with pytest.raises(ValueError, match=rf"^vecgrad\.{name}: {REFUSED_FUNC}"):
+    with pytest.raises(ValueError, match=rf"^vecgrad\.{name}: {REFUSED_FUNC}.*{OUTSIDE[name]}"):
         torch.func.vmap(inner)(torch.ones(2, dtype=DTYPE))
+
+
+BATCHED_PATTERN = (
+    r"`sparsity` must be a plain Tensor, fixed for the whole call; got a Tensor batched or "
+    r"differentiated by a torch\.func transform\. Close over the pattern instead\.$"
+)
+
+
+@pytest.mark.parametrize("name", ["color_jacobian", "sparse_jacobian", "sparse_hessian"])
+def test_a_pattern_batched_by_vmap_is_refused(name: str) -> None:
+    x = point(3, 0)
+
+    def inner(pattern: torch.Tensor) -> torch.Tensor:
+        if name == "color_jacobian":
+            return vg.color_jacobian(pattern).colors
+        if name == "sparse_hessian":
+            return vg.sparse_hessian(lambda t: (t**3).sum(), x, sparsity=pattern).values()
+        return vg.sparse_jacobian(torch.sin, x, sparsity=pattern).values()
+
+    patterns = torch.eye(3, dtype=torch.bool).expand(2, 3, 3)
+    with pytest.raises(ValueError, match=rf"^vecgrad\.{name}: {BATCHED_PATTERN}"):
+        torch.func.vmap(inner)(patterns)
+
+
+def test_a_coloring_changed_in_place_is_checked_again() -> None:
+    pattern = banded(6, 6, 1, 1)
+    coloring = vg.color_jacobian(pattern, strategy="forward")
+    func, x = masked_function(pattern, 15), point(6, 16)
+    vg.sparse_jacobian(func, x, sparsity=coloring)  # its plan for float64 is kept
+    # Another valid colouring: the products are made from the new colours.
+    coloring.colors.copy_(coloring.colors.flip(0))
+    for t in (x, x.float()):
+        jac = vg.sparse_jacobian(func, t, sparsity=coloring)
+        assert_close(jac.to_dense(), vg.jacobian(func, t))
+    coloring.colors.zero_()  # one colour for neighbours: refused, whatever dtype had a plan
+    for t in (x, x.float()):
+        with pytest.raises(ValueError, match=r"built or changed otherwise, whose colours are not"):
+            vg.sparse_jacobian(func, t, sparsity=coloring)
+    coloring.colors.copy_(torch.arange(6) % 3)
+    vg.sparse_jacobian(func, x, sparsity=coloring)  # valid again
+    # A pattern changed in place is checked too: row 0 now holds columns 0 and 3, one colour.
+    assert coloring.sparsity.indices()[:, 1].tolist() == [0, 1]
+    coloring.sparsity.indices()[1, 1] = 3
+    with pytest.raises(ValueError, match=r"built or changed otherwise, whose colours are not"):
+        vg.sparse_jacobian(func, x, sparsity=coloring)
 
 
 # -- jacobian_sparsity -------------------------------------------------------------------------
@@ -820,10 +872,27 @@ ERRORS: list[tuple[Callable[[], object], type[Exception], str]] = [
             sparsity=dataclasses.replace(vg.color_jacobian(EYE), colors=torch.zeros(2).long()),
         ),
         ValueError,
-        r"`sparsity` must be a colouring made by vecgrad\.color_jacobian; got a "
-        r"JacobianColoring built otherwise, whose mode, pattern or colours have the wrong type "
-        r"or shape\.$",
+        r"`sparsity` must be a colouring made by vecgrad\.color_jacobian and left unchanged; "
+        r"got a JacobianColoring built or changed otherwise, whose mode, shapes, pattern or "
+        r"colours have the wrong type or shape\.$",
     ),
+    *[
+        (
+            lambda shape=shape: vg.sparse_jacobian(
+                torch.sin, X, sparsity=dataclasses.replace(vg.color_jacobian(EYE), **shape)
+            ),
+            ValueError,
+            r"`sparsity` must be a colouring made by vecgrad\.color_jacobian and left "
+            r"unchanged; got a JacobianColoring built or changed otherwise, whose mode, shapes, "
+            r"pattern or colours have the wrong type or shape\.$",
+        )
+        for shape in (
+            {"output_shape": None},
+            {"output_shape": "ab"},
+            {"input_shape": 3},
+            {"input_shape": (3.0,)},
+        )
+    ],
     (
         lambda: vg.sparse_jacobian(
             torch.sin,
@@ -834,7 +903,8 @@ ERRORS: list[tuple[Callable[[], object], type[Exception], str]] = [
             ),
         ),
         ValueError,
-        r"JacobianColoring built otherwise, whose colours are not a valid colouring of its "
+        r"JacobianColoring built or changed otherwise, whose colours are not a valid colouring of "
+        r"its "
         r"pattern\.$",
     ),
     (

@@ -445,7 +445,8 @@ ERRORS: list[tuple[Callable[[], object], type[Exception], str]] = [
             ),
         ),
         ValueError,
-        r"JacobianColoring built otherwise, whose colours are not a valid colouring of its "
+        r"JacobianColoring built or changed otherwise, whose colours are not a valid colouring of "
+        r"its "
         r"pattern\.$",
     ),
     (
@@ -457,7 +458,7 @@ ERRORS: list[tuple[Callable[[], object], type[Exception], str]] = [
             ),
         ),
         ValueError,
-        r"JacobianColoring built otherwise, whose pattern is not symmetric\.$",
+        r"JacobianColoring built or changed otherwise, whose pattern is not symmetric\.$",
     ),
     (
         lambda: vg.sparse_hessian(
@@ -469,8 +470,8 @@ ERRORS: list[tuple[Callable[[], object], type[Exception], str]] = [
             ),
         ),
         ValueError,
-        r"JacobianColoring built otherwise, whose mode, pattern or colours have the wrong type "
-        r"or shape\.$",
+        r"JacobianColoring built or changed otherwise, whose mode, shapes, pattern or colours have "
+        r"the wrong type or shape\.$",
     ),
     (
         lambda: vg.sparse_hessian(torch.sin, X, sparsity=EYE),

@@ -452,6 +452,11 @@ def sparsity_pattern(value: object, coloring: type | None = None) -> Tensor:
         )
     if value.is_meta:
         raise BadValue("`sparsity` must hold values; got a Tensor on the meta device.")
+    if value.layout == torch.strided and in_transform(value):
+        raise BadValue(
+            "`sparsity` must be a plain Tensor, fixed for the whole call; got a Tensor batched or "
+            "differentiated by a torch.func transform. Close over the pattern instead."
+        )
     if value.dtype != torch.bool:
         raise BadType(
             "`sparsity` must have dtype torch.bool, True where the derivative may be nonzero; "
@@ -571,24 +576,47 @@ def jacobian_coloring(mode: str) -> None:
         )
 
 
+WRONG_FIELDS = "whose mode, shapes, pattern or colours have the wrong type or shape"
+
+
 def coloring_fields(valid: bool, reason: str) -> None:
-    """Refuse a colouring that :func:`vecgrad.color_jacobian` did not make and is not valid."""
+    """Refuse a colouring that :func:`vecgrad.color_jacobian` did not make and is not valid.
+
+    One it made and that was changed in place since counts as made otherwise.
+    """
     if not valid:
         raise BadValue(
-            "`sparsity` must be a colouring made by vecgrad.color_jacobian; got a "
-            f"JacobianColoring built otherwise, {reason}."
+            "`sparsity` must be a colouring made by vecgrad.color_jacobian and left unchanged; "
+            f"got a JacobianColoring built or changed otherwise, {reason}."
         )
+
+
+def coloring_shape(value: object) -> torch.Size:
+    """A shape field of a colouring :func:`vecgrad.color_jacobian` did not make, checked."""
+    try:
+        return torch.Size(value)  # type: ignore[arg-type]
+    except TypeError:
+        coloring_fields(False, WRONG_FIELDS)
+        raise
 
 
 _DENSE_JACOBIAN = "jacobian, which gives a dense Jacobian"
 
 
+_CARRY_GRAPH = "its results carry the autograd graph"
+
+
 def not_transformed(
-    name: str, transformed: bool, function: str, dense: str = _DENSE_JACOBIAN
+    name: str,
+    transformed: bool,
+    function: str,
+    dense: str = _DENSE_JACOBIAN,
+    outside: str = _CARRY_GRAPH,
 ) -> None:
     """Refuse to run inside torch.func transforms, where sparse results cannot exist.
 
-    ``dense`` names the vecgrad function that works there instead, and what it gives.
+    ``dense`` names the vecgrad function that works there instead, and what it gives;
+    ``outside`` says why calling ``function`` outside the transform loses nothing.
     """
     if transformed:
         what = "inputs" if name == "inputs" else "tensors it closes over"
@@ -596,7 +624,7 @@ def not_transformed(
             f"`{name}` must not be transformed by torch.func (vmap, grad, jacrev, jvp, ...): "
             f"{function} builds a sparse Tensor, which these transforms cannot batch or "
             f"wrap; got {what} under a transform. Call {function} outside the transform "
-            f"(its results carry the autograd graph), or use vecgrad.{dense} inside one."
+            f"({outside}), or use vecgrad.{dense} inside one."
         )
 
 

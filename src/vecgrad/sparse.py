@@ -23,11 +23,13 @@ from vecgrad import _coloring
 from vecgrad._api import Call, ColoringStrategy, Func, SparseStrategy, public
 from vecgrad._basis import cat, one_hots, spans
 from vecgrad._checks import (
+    WRONG_FIELDS,
     check_choice,
     check_chunk_size,
     check_input_ndim,
     coloring_fields,
     coloring_for,
+    coloring_shape,
     hessian_coloring,
     hessian_pattern,
     jacobian_coloring,
@@ -60,6 +62,12 @@ _COLORING_STRATEGIES = get_args(ColoringStrategy)
 _PROBE_SCALE = 1e-3
 _PROBE_SEED = 0
 _PROBE_ENTRIES = 2**20
+# What jacobian_sparsity's refusal inside a transform offers: the dense route, and why the
+# pattern is best found outside.
+_PATTERN_ELSEWHERE = (
+    "jacobian, whose entries != 0 give a pattern",
+    "a pattern is a constant, found once for every point",
+)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -104,7 +112,9 @@ class JacobianColoring:
 
     Notes
     -----
-    The class is frozen, and two colourings are equal only when they are the same object.
+    The class is frozen, and two colourings are equal only when they are the same object. Its
+    tensors can still be changed in place; :func:`sparse_jacobian` and :func:`sparse_hessian`
+    then check the colouring again before using it, as one made otherwise.
 
     See Also
     --------
@@ -136,8 +146,9 @@ class JacobianColoring:
         )
 
 
-# The colourings color_jacobian made: sparse_jacobian trusts these, and checks any other.
-_MADE: weakref.WeakSet[JacobianColoring] = weakref.WeakSet()
+# The colourings color_jacobian made, with the versions of their tensors then: sparse_jacobian
+# trusts these while unchanged, and checks any other (one changed in place included).
+_MADE: weakref.WeakKeyDictionary[JacobianColoring, tuple[int, int]] = weakref.WeakKeyDictionary()
 # Seeds are kept with a plan while they hold at most this many elements (64 MiB in float32).
 _PLAN_SEEDS = 2**24
 
@@ -166,9 +177,22 @@ _PLANS: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
+def _versions(coloring: JacobianColoring) -> tuple[int, int]:
+    """Versions of a colouring's tensors, which every in-place change increments.
+
+    A sparse Tensor shares its version with its indices and values.
+    """
+    return coloring.colors._version, coloring.sparsity._version
+
+
+def _trusted(coloring: JacobianColoring) -> bool:
+    """Whether :func:`color_jacobian` made ``coloring`` and nothing changed it since."""
+    return _MADE.get(coloring) == _versions(coloring)
+
+
 def _plan(coloring: JacobianColoring, device: torch.device, dtype: torch.dtype) -> _Plan:
     """The plan of ``coloring`` for products of ``dtype`` on ``device``, made once if trusted."""
-    trusted = coloring in _MADE
+    trusted = _trusted(coloring)
     plans = _PLANS.setdefault(coloring, {}) if trusted else {}
     plan = plans.get((device, dtype))
     if plan is not None:
@@ -320,8 +344,13 @@ def _make_coloring(
         (strategy,) = found
     colors, count, bound = found[strategy]
     pattern = _bool_coo(indices, out_shape + in_shape)
+    if colors.is_inference():
+        # Inference tensors keep no version (see _versions): normal copies, made outside
+        # inference mode, do.
+        with torch.inference_mode(False):
+            colors, pattern = colors.clone(), pattern.clone()
     coloring = JacobianColoring(strategy, colors, count, bound, out_shape, in_shape, pattern)
-    _MADE.add(coloring)
+    _MADE[coloring] = _versions(coloring)
     return coloring
 
 
@@ -345,7 +374,8 @@ def _check_symmetric(indices: Tensor, rows: Tensor, cols: Tensor, n: int) -> Non
 
 def _check_made_elsewhere(coloring: JacobianColoring) -> None:
     """Check every field of a colouring that :func:`color_jacobian` did not make."""
-    out_shape, in_shape = torch.Size(coloring.output_shape), torch.Size(coloring.input_shape)
+    out_shape = coloring_shape(coloring.output_shape)
+    in_shape = coloring_shape(coloring.input_shape)
     pattern, colors = coloring.sparsity, coloring.colors
     forward = coloring.mode in ("forward", "symmetric")
     symmetric = coloring.mode == "symmetric"
@@ -362,7 +392,7 @@ def _check_made_elsewhere(coloring: JacobianColoring) -> None:
         and colors.dtype == torch.long
         and colors.shape == (in_shape if forward else out_shape)
     )
-    coloring_fields(fits, "whose mode, pattern or colours have the wrong type or shape")
+    coloring_fields(fits, WRONG_FIELDS)
     # Every stored entry is computed, so every one must be coloured validly.
     indices = pattern.indices()
     rows = _ravel(indices[: len(out_shape)], out_shape)
@@ -420,8 +450,9 @@ def color_jacobian(
         If ``sparsity`` is not a bool Tensor of a strided, sparse COO or sparse CSR layout,
         ``strategy`` is not a string or ``input_ndim`` not an int.
     ValueError
-        If ``sparsity`` is on the meta device, has dense dimensions or is a sparse CSR Tensor
-        of more than two dimensions, or, with ``strategy='symmetric'``, is not square (the
+        If ``sparsity`` is on the meta device, batched or differentiated by a torch.func
+        transform, has dense dimensions or is a sparse CSR Tensor of more than two
+        dimensions, or, with ``strategy='symmetric'``, is not square (the
         input's dimensions, the last ``input_ndim``, do not repeat the others) or not
         symmetric; if ``strategy`` is unknown, or ``input_ndim`` is negative or above
         ``sparsity.dim()``.
@@ -660,12 +691,15 @@ def sparse_jacobian(
         sparse COO or sparse CSR layout, ``strategy`` is not a string or ``chunk_size`` not an
         int; or if ``func`` calls a custom :class:`torch.autograd.Function` that lacks what
         the mode needs: in forward mode a ``jvp``, a vmap rule and ``setup_context``; in
-        reverse mode the last two, inside a torch.func transform only.
+        reverse mode the last two, only where reverse mode runs through torch.func: inside a
+        torch.func transform, under :func:`torch.inference_mode` or for an inference Tensor
+        ``inputs``.
     ValueError
         If ``inputs`` is on the meta device or ``func`` returns such a Tensor, ``sparsity``'s
         shape is not ``func(inputs).shape + inputs.shape`` (or a colouring's shapes differ), a
-        pattern has dense dimensions, a colouring was not made by :func:`color_jacobian` and is
-        not valid or is symmetric (for :func:`sparse_hessian`, as its values hold for
+        pattern is batched or differentiated by a torch.func transform or has dense
+        dimensions, a colouring was not made by :func:`color_jacobian` (or was changed in place
+        since) and is not valid or is symmetric (for :func:`sparse_hessian`, as its values hold for
         symmetric matrices only), ``strategy`` is unknown or differs from a colouring's mode, or
         ``chunk_size < 1``; or if called inside a torch.func transform (``inputs`` or a tensor
         ``func`` closes over is transformed), where a sparse Tensor cannot be built.
@@ -723,7 +757,7 @@ def sparse_jacobian(
     if isinstance(sparsity, JacobianColoring):
         coloring = sparsity
         jacobian_coloring(coloring.mode)
-        if coloring not in _MADE:
+        if not _trusted(coloring):
             _check_made_elsewhere(coloring)
         coloring_for(coloring.mode, coloring.input_shape, x.shape, strategy)
     else:
@@ -806,9 +840,10 @@ def sparse_hessian(
     ValueError
         If ``func`` returns more than one element, ``inputs`` is on the meta device or
         ``func`` returns such a Tensor, ``sparsity``'s shape is not
-        ``inputs.shape + inputs.shape`` (or a colouring's shapes differ), a pattern has dense
-        dimensions or is not symmetric, a colouring was not made by :func:`color_jacobian` and
-        is not valid, or ``chunk_size < 1``; or if called inside a torch.func transform
+        ``inputs.shape + inputs.shape`` (or a colouring's shapes differ), a pattern is batched
+        or differentiated by a torch.func transform, has dense dimensions or is not
+        symmetric, a colouring was not made by :func:`color_jacobian` (or was changed in place
+        since) and is not valid, or ``chunk_size < 1``; or if called inside a torch.func transform
         (``inputs`` or a tensor ``func`` closes over is transformed), where a sparse Tensor
         cannot be built.
 
@@ -866,7 +901,7 @@ def sparse_hessian(
     chunk_size = check_chunk_size(chunk_size)
     if isinstance(sparsity, JacobianColoring):
         coloring = sparsity
-        if coloring not in _MADE:
+        if not _trusted(coloring):
             _check_made_elsewhere(coloring)
         hessian_coloring(coloring.output_shape, coloring.input_shape, x.shape)
     else:
@@ -982,11 +1017,11 @@ def jacobian_sparsity(
     (x,) = call.xs
     num_points = positive_int("num_points", num_points)
     chunk_size = check_chunk_size(chunk_size)
-    not_transformed("inputs", in_transform(x), "jacobian_sparsity")
+    not_transformed("inputs", in_transform(x), "jacobian_sparsity", *_PATTERN_ELSEWHERE)
     with torch.no_grad():
         x = x.detach()
         output = _probe(call.func, (x,))
-        not_transformed("func", in_transform(output), "jacobian_sparsity")
+        not_transformed("func", in_transform(output), "jacobian_sparsity", *_PATTERN_ELSEWHERE)
         out_shape, in_shape = output.shape, x.shape
         m, n = output.numel(), x.numel()
         generator = torch.Generator(device=x.device).manual_seed(_PROBE_SEED)
@@ -1021,11 +1056,11 @@ def _nonzeros(call: Call, x: Tensor, start: int, stop: int, forward: bool) -> Te
             return cast(Tensor, torch.func.jvp(call.func, (x,), (seed,))[1])
 
         block = torch.func.vmap(column, randomness="same")(one_hots(start, stop, 0, x.shape, x))
-        not_transformed("func", in_transform(block), "jacobian_sparsity")
+        not_transformed("func", in_transform(block), "jacobian_sparsity", *_PATTERN_ELSEWHERE)
         col, row = (block.reshape(stop - start, -1) != 0).nonzero().unbind(1)
         return row * n + col + start
     output, vjp_fn = cast("tuple[Tensor, VjpFn]", torch.func.vjp(call.func, x))
     (block,) = torch.func.vmap(vjp_fn)(one_hots(start, stop, 0, output.shape, output))
-    not_transformed("func", in_transform(block), "jacobian_sparsity")
+    not_transformed("func", in_transform(block), "jacobian_sparsity", *_PATTERN_ELSEWHERE)
     row, col = (block.reshape(stop - start, -1) != 0).nonzero().unbind(1)
     return (row + start) * n + col
