@@ -692,7 +692,7 @@ def sparse_jacobian(
         int; or if ``func`` calls a custom :class:`torch.autograd.Function` that lacks what
         the mode needs: in forward mode a ``jvp``, a vmap rule and ``setup_context``; in
         reverse mode the last two, only where reverse mode runs through torch.func: inside a
-        torch.func transform, under :func:`torch.inference_mode` or for an inference Tensor
+        torch.func transform, under :class:`torch.inference_mode` or for an inference Tensor
         ``inputs``.
     ValueError
         If ``inputs`` is on the meta device or ``func`` returns such a Tensor, ``sparsity``'s
