@@ -5,7 +5,7 @@ Divergence and Laplacian
 A continuous normalising flow needs the divergence of its vector field, a physics-informed
 network the Laplacian of its output: the traces of a Jacobian and of a Hessian. This example
 computes both exactly with :func:`vecgrad.diagonal` and estimates them with
-:func:`vecgrad.hutchinson`, and checks them against closed forms and :func:`torch.func`.
+:func:`vecgrad.hutchinson`, and checks them against closed forms and :mod:`torch.func`.
 """
 
 import math
