@@ -135,10 +135,19 @@ band_star = vg.color_jacobian(band, strategy="symmetric")
 print("column colours:", band_column.num_colors, "| star colours:", band_star.num_colors)
 assert band_column.num_colors == 5
 assert band_star.num_colors == 5
+
+# %%
+# The five products give the whole Hessian: it equals :func:`torch.func.hessian`'s in float64,
+# and its nonzeros are exactly the band.
+
 H_band = vg.sparse_hessian(f_chain, x_chain, sparsity=band_star).to_dense()
 H_band_ref = torch.func.hessian(f_chain)(x_chain)
+print("max |sparse - torch.func.hessian| =", (H_band - H_band_ref).abs().max().item())
 torch.testing.assert_close(H_band, H_band_ref, rtol=1e-14, atol=1e-13)
 assert torch.equal(H_band_ref != 0, band)
+
+# %%
+# Timed as before, with the colouring reused (printed, not checked).
 
 t_sparse = vg.time_call(
     lambda: vg.sparse_hessian(f_chain, x_chain, sparsity=band_star), min_run_time=0.1

@@ -58,7 +58,7 @@ TIMING_FIGURES = re.compile(
     r"_images/sphx_glr_(?:plot_01_batch_jacobian_003|plot_01_hessians_003"
     r"|plot_01_reconstruct_jacobian_002|plot_02_masked_backward_002"
     r"|plot_03_forward_mode_(?:001|thumb)|plot_02_composing_transforms_(?:001|thumb)"
-    r"|plot_02_newton_pde_(?:002|thumb)|plot_03_divergence_laplacian_(?:001|thumb)"
+    r"|plot_02_newton_pde_(?:002|thumb)|plot_03_divergence_laplacian_002"
     r"|plot_02_network_curvature_002)"
     r"(?:_dark)?\.png"
 )
