@@ -13,8 +13,10 @@ First a quick path: the modular colourings below with exactly as many colours as
 bound, their parameters read off a few groups of the largest size in plain Python, each
 candidate checked on the whole pattern in a few vectorised passes. On bands, block diagonals and
 5- and 9-point stencils it succeeds with the first or second candidate, and as no colouring has
-fewer colours, nothing else is tried. Otherwise three kinds of colouring are tried, and the one
-with the fewest colours kept:
+fewer colours, nothing else is tried. Then a band that wraps around (a periodic tridiagonal
+pattern, say), whose length the bound need not divide: blocks of ``k`` and ``k + 1`` colours
+(:func:`_cyclic`), one colour above the bound, kept when it is valid. Otherwise three kinds of
+colouring are tried, and the one with the fewest colours kept:
 
 - flat modular, ``c(j) = j mod k`` for the smallest valid ``k`` from the lower bound up:
   optimal for bands and block diagonals. Its validity needs only the set of differences
@@ -27,7 +29,9 @@ with the fewest colours kept:
 - Jones-Plassmann greedy with largest-first priorities, for irregular patterns, run only when
   the modular colourings do not reach the lower bound. Each round colours every uncoloured
   member whose priority beats that of all its uncoloured neighbours, with the smallest colour
-  none of its coloured neighbours has.
+  none of its coloured neighbours has. On a dense graph (a few members per colour) a round
+  colours only a few members; the few thousand left are then coloured one at a time from a
+  dense adjacency matrix, with the same result, instead of in thousands of rounds.
 
 Everything is deterministic: the same pattern gives the same colours on every call.
 """
@@ -66,6 +70,12 @@ _BITS = 63
 # The greedy colouring is skipped when the lower bound is above this: it needs at least L rounds
 # (the members of a group of size L are pairwise neighbours), each a pass over the pattern.
 _GREEDY_MAX_BOUND = 256
+# The greedy colouring finishes one member at a time (_sequential) once a round colours under
+# 1 / _DENSE_SHARE of the nonzeros left, at most _DENSE_MEMBERS members are left and the dense
+# matrices it needs hold at most _DENSE_CELLS entries.
+_DENSE_SHARE = 64
+_DENSE_MEMBERS = 2**14
+_DENSE_CELLS = 2**27
 # The seed of the greedy colouring's tie-breaking permutation.
 _SEED = 0
 
@@ -87,9 +97,12 @@ def color(
     quick = _quick(groups, members, sizes, bound, used)
     if quick is not None:
         return quick, bound, bound
+    cyclic = _cyclic(groups, members, sizes, bound, used)
+    if cyclic is not None:
+        return cyclic, bound + 1, bound
     modular = _modular(groups, members, sizes, bound, used)
     if modular is None or (modular[0] > bound and bound <= _GREEDY_MAX_BOUND):
-        greedy = _greedy(groups, members, sizes, num_groups, num_members, used)
+        greedy, _ = _greedy(groups, members, sizes, num_groups, num_members, used)
         count = int(greedy.max()) + 1
         if modular is None or count < modular[0]:
             return greedy, count, bound
@@ -200,6 +213,29 @@ def _quick(
         if all(_is_valid(g, m, n, colors, bound) for g, m, n in checks):
             return colors
     return None
+
+
+def _cyclic(
+    groups: Tensor, members: Tensor, sizes: Tensor, bound: int, used: Tensor
+) -> Tensor | None:
+    """A colouring of a band that wraps around with ``bound + 1`` colours, or None.
+
+    ``j mod k`` (``k = bound``) on the members ``[0, p)`` and ``(j - p) mod (k + 1)`` on
+    ``[p, n)``, with ``k`` dividing ``p`` and ``k + 1`` dividing ``n - p``: the colours run
+    ``0, ..., k - 1`` and ``0, ..., k`` in blocks, so any ``k`` members in a row, also across
+    the wrap from ``n - 1`` to ``0``, have distinct colours. ``p`` is the largest such value
+    (``n - p = (k + 1) (n mod k)``); there is none when ``n < (k + 1) (n mod k)``. One pass
+    over the pattern checks it.
+    """
+    n = used.numel()
+    k = bound
+    p = n - (k + 1) * (n % k)
+    if p < 0 or k + 1 > n:
+        return None
+    j = torch.arange(n, device=members.device)
+    colors = torch.where(j < p, j % k, (j - p) % (k + 1))
+    colors = torch.where(used, colors, -1)
+    return colors if _is_valid(groups, members, sizes, colors, k + 1) else None
 
 
 def _modular(
@@ -339,8 +375,16 @@ def _greedy(
     num_groups: int,
     num_members: int,
     used: Tensor,
-) -> Tensor:
-    """Jones-Plassmann colouring with largest-first priorities; -1 for unused members."""
+) -> tuple[Tensor, int]:
+    """Jones-Plassmann colouring with largest-first priorities; -1 for unused members.
+
+    Returns the colours and the number of rounds. Each round colours an independent set of
+    the uncoloured members, so a near-complete graph (a few members per colour) would take
+    about one round per colour class: when a round colours under ``1 / _DENSE_SHARE`` of the
+    at most ``_DENSE_MEMBERS`` members left, they are coloured by :func:`_sequential` instead,
+    which gives the same colours (the colouring is the sequential greedy one in priority order
+    either way) from a dense adjacency matrix.
+    """
     device = members.device
     # Degree estimate: neighbours counted once per shared group (exact for most patterns).
     degree = torch.zeros(num_members, dtype=torch.long, device=device)
@@ -356,7 +400,9 @@ def _greedy(
     taken: Tensor | None = torch.zeros(num_groups, dtype=torch.long, device=device)
     # The nonzeros whose member is still uncoloured.
     g, m = groups, members
+    rounds = 0
     while m.numel() > 0:
+        rounds += 1
         p = priority[m]
         top = none.scatter_reduce(0, g, p, "amax")
         is_top = p == top[g]
@@ -378,7 +424,70 @@ def _greedy(
             in_group = none.index_copy(0, new_g, new_m)
             colors[chosen] = _smallest_free(groups, members, colors, in_group, chosen)
         g, m = g[~here], m[~here]
-    return colors
+        left = used & (colors < 0)
+        count = int(left.sum())
+        if 0 < count <= _DENSE_MEMBERS and int(here.sum()) * _DENSE_SHARE < g.numel():
+            width = int(colors.max()) + count + 1
+            if count * (count + width) <= _DENSE_CELLS:
+                _sequential(groups, members, colors, left, priority, num_groups, width)
+                break
+    return colors, rounds
+
+
+def _sequential(
+    groups: Tensor,
+    members: Tensor,
+    colors: Tensor,
+    left: Tensor,
+    priority: Tensor,
+    num_groups: int,
+    width: int,
+) -> None:
+    """Colour the members ``left`` greedily one by one, by decreasing priority, in place.
+
+    Each takes the smallest colour (at most ``width``) that none of its neighbours has. The
+    neighbours among them are a dense ``count x count`` matrix, the colours forbidden to
+    them a dense ``width x count`` one, so each step is a few operations on vectors, without
+    any transfer to the host (the loop runs over the members, but only for a few thousand).
+    """
+    device = members.device
+    order = left.nonzero().flatten()
+    order = order[torch.argsort(priority[order], descending=True)]
+    count = order.numel()
+    place = torch.full_like(colors, -1)
+    place[order] = torch.arange(count, device=device)
+    # Nonzeros of the members left, sorted by group, and their neighbours among them.
+    keep = left[members].nonzero().flatten()
+    g, p = groups[keep], place[members[keep]]
+    by_group = torch.argsort(g * count + p)
+    g, p = g[by_group], p[by_group]
+    sizes = torch.bincount(g, minlength=num_groups)
+    adjacent = torch.zeros(count, count, dtype=torch.bool, device=device)
+    flat = adjacent.view(-1)
+    for a, b in _pairs(g, p, sizes):
+        flat.index_fill_(0, torch.cat([a * count + b, b * count + a]), True)
+    # forbidden[c, i]: a coloured neighbour of the i-th member left has colour c. Pairs
+    # (coloured nonzero, nonzero left) of one group, found group by group.
+    fixed = (colors[members] >= 0).nonzero().flatten()
+    fixed = fixed[torch.argsort(groups[fixed])]
+    taken = colors[members[fixed]]
+    fixed_sizes = torch.bincount(groups[fixed], minlength=num_groups)
+    starts = torch.cumsum(fixed_sizes, 0) - fixed_sizes
+    # Each nonzero left is repeated once per coloured nonzero of its group; `at` is that one.
+    repeats = fixed_sizes[g]
+    who = torch.repeat_interleave(p, repeats)
+    first = torch.cumsum(repeats, 0) - repeats
+    at = torch.arange(who.numel(), device=device) - torch.repeat_interleave(
+        first - starts[g], repeats
+    )
+    forbidden = torch.zeros(width + 1, count, dtype=torch.bool, device=device)
+    forbidden[taken[at], who] = True
+    new = torch.empty(count, dtype=torch.long, device=device)
+    for i in range(count):
+        c = torch.argmin(forbidden[:, i].to(torch.uint8)).view(1)
+        new[i : i + 1] = c
+        forbidden.index_copy_(0, c, forbidden.index_select(0, c) | adjacent[i : i + 1])
+    colors[order] = new
 
 
 def _smallest_free_bits(
