@@ -139,3 +139,12 @@ def test_random_patterns_are_coloured_validly_and_deterministically(
         assert_valid(first, pattern)
         second = vg.color_jacobian(pattern.to_dense(), strategy=mode)
         assert torch.equal(first.colors, second.colors)
+
+
+def test_a_wide_periodic_band_whose_bound_divides_its_length_takes_the_bound() -> None:
+    # A lower bound of 301 is above the quick path's limit; j mod 301 is then the band colouring
+    # with p = n, and its count is the colours used, not one more.
+    pattern = periodic_band(602, 150)
+    coloring = vg.color_jacobian(pattern, strategy="forward")
+    assert coloring.num_colors == coloring.lower_bound == 301
+    assert_valid(coloring, pattern)

@@ -99,7 +99,8 @@ def color(
         return quick, bound, bound
     cyclic = _cyclic(groups, members, sizes, bound, used)
     if cyclic is not None:
-        return cyclic, bound + 1, bound
+        # bound + 1 colours, or bound when it divides the length (j mod bound, with p = n).
+        return cyclic, int(cyclic.max()) + 1, bound
     modular = _modular(groups, members, sizes, bound, used)
     if modular is None or (modular[0] > bound and bound <= _GREEDY_MAX_BOUND):
         greedy, _ = _greedy(groups, members, sizes, num_groups, num_members, used)

@@ -466,20 +466,26 @@ def color_jacobian(
     need different colours, so the most nonzeros in a row, ``lower_bound``, is the fewest
     colours possible; rows in reverse mode likewise.
 
-    The colouring is vectorised, with no loop over columns, and deterministic. It tries modular
-    colourings first, :math:`c(j) = j \bmod k` and, for patterns of grids flattened row by row,
-    :math:`c(j) = (j \bmod s + t \lfloor j / s \rfloor) \bmod k` with the grid width
-    :math:`s` read from the pattern, for the smallest valid :math:`k` from the lower bound up:
-    they reach the lower bound on bands, block diagonals and 5-point and 9-point stencils.
-    When they do not, a Jones-Plassmann greedy colouring with largest-first priorities (ties
-    broken by a permutation from a fixed seed) is tried as well, unless the lower bound is
-    above 256, and the colouring with fewer colours is kept. Modular candidates are found on a
-    sample of the pattern and each is checked on the whole of it; those with exactly
-    ``lower_bound`` colours are read off a few of the fullest rows (columns) first, and when
-    one is valid nothing else is tried. The work is a few passes over the nonzeros per
-    candidate (after one sort, for a sparse COO pattern that is not coalesced); the greedy
-    colouring takes a pass per round, and at least ``lower_bound`` rounds. ``'auto'`` colours
-    both ways.
+    The colouring is vectorised and deterministic. It tries modular colourings first,
+    :math:`c(j) = j \bmod k` and, for patterns of grids flattened row by row,
+    :math:`c(j) = (j \bmod s + t \lfloor j / s \rfloor) \bmod k` with the grid width :math:`s` read
+    from the pattern, for the smallest valid :math:`k` from the lower bound up: they reach the lower
+    bound on bands, block diagonals and 5-point and 9-point stencils. A band that wraps around (a
+    periodic tridiagonal pattern), whose length the bound need not divide, gets blocks of :math:`k`
+    and :math:`k + 1` colours: one above the bound. Otherwise a Jones-Plassmann greedy colouring
+    with largest-first priorities (ties broken by a permutation from a fixed seed) is tried as well,
+    unless the lower bound is above 256, and the colouring with fewer colours is kept. Modular
+    candidates are found on a sample of the pattern and each is checked on the whole of it; those
+    with exactly ``lower_bound`` colours are read off a few of the fullest rows (columns) first, and
+    when one is valid nothing else is tried. The work is a few passes over the nonzeros per
+    candidate (after one sort, for a sparse COO pattern that is not coalesced); the greedy colouring
+    takes a pass per round, and at least ``lower_bound`` rounds. When a round colours only a few
+    columns (a dense column intersection graph) and at most 16,384 are left, it colours those one at
+    a time instead, with the same result, from a dense matrix of which of them share a row; a
+    pattern like that needs many colours, and :func:`jacobian` may cost less. On a grid that wraps
+    around in both directions, with sides the bound does not divide, it stays further from the
+    bound: 9 or 10 colours for periodic 5-point stencils, whose bound is 5. ``'auto'`` colours both
+    ways.
 
     A symmetric pattern is the graph with an edge between :math:`i` and :math:`j` for each
     off-diagonal nonzero. Its star colouring (Gebremedhin, Manne and Pothen, SIAM Review
