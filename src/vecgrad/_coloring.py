@@ -1,4 +1,4 @@
-"""Distance-2 colourings of a sparsity pattern's columns, vectorised (no loop over columns).
+"""Distance-2 colourings of a sparsity pattern's columns, vectorised over its nonzeros.
 
 A pattern is given by the coordinates ``(groups[e], members[e])`` of its nonzeros, in any
 order, without repeats. Members are coloured so that no group holds two members
