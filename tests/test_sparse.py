@@ -439,6 +439,15 @@ def test_a_valid_coloring_made_by_hand_is_accepted() -> None:
     assert_close(vg.sparse_jacobian(func, x, sparsity=by_hand).to_dense(), vg.jacobian(func, x))
 
 
+def test_a_coloring_made_by_hand_may_hold_inference_tensors() -> None:
+    pattern = banded(6, 6, 1, 1)
+    with torch.inference_mode():
+        colors = torch.tensor([2, 0, 1, 2, 0, 1])
+    by_hand = dataclasses.replace(vg.color_jacobian(pattern, strategy="forward"), colors=colors)
+    func, x = masked_function(pattern, 13), point(6, 14)
+    assert_close(vg.sparse_jacobian(func, x, sparsity=by_hand).to_dense(), vg.jacobian(func, x))
+
+
 def test_result_shares_no_memory_with_the_coloring() -> None:
     coloring = vg.color_jacobian(banded(4, 4, 1, 1))
     jac = vg.sparse_jacobian(torch.sin, point(4, 0), sparsity=coloring)

@@ -187,7 +187,8 @@ def _versions(coloring: JacobianColoring) -> tuple[int, int]:
 
 def _trusted(coloring: JacobianColoring) -> bool:
     """Whether :func:`color_jacobian` made ``coloring`` and nothing changed it since."""
-    return _MADE.get(coloring) == _versions(coloring)
+    made = _MADE.get(coloring)  # first: a colouring made otherwise may hold inference tensors
+    return made is not None and made == _versions(coloring)
 
 
 def _plan(coloring: JacobianColoring, device: torch.device, dtype: torch.dtype) -> _Plan:
