@@ -237,20 +237,27 @@ def sparse_stencil(width: int, height: int) -> torch.Tensor:
     steps = [(0, 0), (-1, x > 0), (1, x < width - 1), (-width, j >= width), (width, j < n - width)]
     rows = torch.cat([j if isinstance(ok, int) else j[ok] for _, ok in steps])
     cols = torch.cat([j + d if isinstance(ok, int) else (j + d)[ok] for d, ok in steps])
+    return coo_pattern(rows, cols, n, n)
+
+
+def coo_pattern(rows: torch.Tensor, cols: torch.Tensor, m: int, n: int) -> torch.Tensor:
+    """The m x n pattern with the entries (rows, cols) (distinct), a coalesced COO tensor."""
     values = torch.ones_like(rows).bool()
     indices = torch.stack([rows, cols])
-    return torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=True).coalesce()
+    return torch.sparse_coo_tensor(indices, values, (m, n), check_invariants=True).coalesce()
 
 
 def assert_valid_sparse(coloring: vg.JacobianColoring) -> None:
-    """assert_valid for a pattern too large to make dense: no (group, colour) pair twice."""
+    """assert_valid for a pattern too large to make dense: no (group, colour) pair twice, every
+    colour up to num_colors used, and the lower bound the size of the fullest group."""
     rows, cols = coloring.sparsity.indices()
     groups, members = (rows, cols) if coloring.mode == "forward" else (cols, rows)
-    colors = coloring.colors[members]
+    colors = coloring.colors.reshape(-1)[members]
     assert bool((colors >= 0).all())
-    assert bool((colors < coloring.num_colors).all())
+    assert int(colors.max()) + 1 == coloring.num_colors
     pairs = groups * coloring.num_colors + colors
     assert torch.unique(pairs).numel() == pairs.numel()
+    assert coloring.lower_bound == int(torch.bincount(groups).max())
 
 
 def test_a_large_sparse_pattern_is_never_made_dense() -> None:
